@@ -1,0 +1,60 @@
+"""Configuration: one TOML file in the platform's config folder, overridden by ``SKILLCALL_*`` environment variables.
+
+``SKILLCALL_CONFIG`` names another file; nested keys use ``__`` (``SKILLCALL_SKILLS__HOME_LOCATION=Oslo``).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import platformdirs
+from pydantic import Field, ValidationError
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
+
+from skills import SkillcallError, SkillSettings
+
+
+class ConfigError(SkillcallError):
+    """The configuration file or an override is invalid."""
+
+
+def config_path() -> Path:
+    """The config file in use: ``$SKILLCALL_CONFIG`` or ``<user config dir>/skillcall/config.toml``."""
+    configured = os.environ.get("SKILLCALL_CONFIG")
+    return Path(configured).expanduser() if configured else Path(platformdirs.user_config_dir("skillcall")) / "config.toml"
+
+
+class Config(BaseSettings):
+    """The effective configuration. Each stage reads its own group; the CLI builds this once."""
+
+    model_config = SettingsConfigDict(env_prefix="SKILLCALL_", env_nested_delimiter="__", extra="forbid")
+
+    skills_dir: Path = Field(
+        default_factory=lambda: Path(platformdirs.user_config_dir("skillcall")) / "skills",
+        description="Folder of your own skill files (*.py), loaded after the built-ins.",
+    )
+    skills: SkillSettings = Field(default_factory=SkillSettings)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return init_settings, env_settings, TomlConfigSettingsSource(settings_cls, toml_file=config_path())
+
+
+def load_config(**overrides: object) -> Config:
+    """Read the config file and environment; raises ``ConfigError`` naming the file and the bad key."""
+    path = config_path()
+    try:
+        return Config(**overrides)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise ConfigError(f"invalid configuration ({path} or SKILLCALL_* variables): {problems}") from None
+    except (OSError, ValueError) as exc:  # tomllib.TOMLDecodeError is a ValueError
+        raise ConfigError(f"cannot read the config file {path}: {exc}; fix or remove it") from None

@@ -1,0 +1,1 @@
+"""skillcall's training side: example files, prompts, datasets, generation, training, export, evaluation."""

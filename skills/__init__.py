@@ -1,0 +1,40 @@
+"""skillcall's skills layer: the registry, safe calls, dispatch and the built-in skills.
+
+It imports neither ``finetune`` nor ``assistant``.
+"""
+
+from .calls import MAX_CALL_CHARS, SkillCall, calls_equal, normalize_value
+from .errors import CallError, SkillcallError, SkillDefinitionError, SkillFailed
+from .registry import (
+    BUILTIN_DIR,
+    LoadProblem,
+    Parameter,
+    Registry,
+    Skill,
+    SkillContext,
+    SkillResult,
+    load_registry,
+    skill,
+)
+from .settings import SkillSettings
+
+__all__ = [
+    "BUILTIN_DIR",
+    "MAX_CALL_CHARS",
+    "CallError",
+    "LoadProblem",
+    "Parameter",
+    "Registry",
+    "Skill",
+    "SkillCall",
+    "SkillContext",
+    "SkillDefinitionError",
+    "SkillFailed",
+    "SkillResult",
+    "SkillSettings",
+    "SkillcallError",
+    "calls_equal",
+    "load_registry",
+    "normalize_value",
+    "skill",
+]

@@ -1,0 +1,57 @@
+"""Built-in skill: headlines from the configured RSS/Atom feeds, optionally filtered by topic."""
+
+from __future__ import annotations
+
+import logging
+import re
+
+import httpx
+
+from skills import SkillContext, SkillFailed, skill
+
+logger = logging.getLogger(__name__)
+
+
+def _matches(entry: dict, words: list[str]) -> bool:
+    text = f"{entry.get('title', '')} {entry.get('summary', '')} " + " ".join(
+        t.get("term", "") for t in entry.get("tags", []) or []
+    )
+    found = set(re.findall(r"\w+", text.casefold()))
+    # a word matches itself or its plural/singular ("election" ~ "elections")
+    return all(w in found or w + "s" in found or w.rstrip("s") in found for w in words)
+
+
+@skill
+def news(context: SkillContext, topic: str | None = None) -> str:
+    """The latest headlines, optionally about a topic."""
+    import feedparser
+
+    settings = context.settings
+    if not settings.news.feeds:
+        raise SkillFailed("No news feeds are configured; add RSS URLs to skills.news.feeds in the config.")
+    entries, failures = [], []
+    with httpx.Client(timeout=settings.http_timeout_s, follow_redirects=True) as client:
+        for url in settings.news.feeds:
+            try:
+                response = client.get(url)
+                response.raise_for_status()
+            except httpx.HTTPError as exc:
+                logger.warning("news feed %s failed: %s", url, exc)
+                failures.append(url)
+                continue
+            parsed = feedparser.parse(response.content)
+            if parsed.bozo and not parsed.entries:
+                logger.warning("news feed %s is not RSS/Atom: %s", url, parsed.get("bozo_exception"))
+                failures.append(url)
+            entries.extend(parsed.entries)
+    if not entries and failures:
+        raise SkillFailed("I can't reach any news feed right now; check the internet connection.")
+    words = re.findall(r"\w+", (topic or "").casefold())
+    titles = list(dict.fromkeys(e.get("title", "").strip() for e in entries if _matches(e, words)))
+    titles = [t for t in titles if t][: settings.news.max_headlines]
+    if not titles:
+        return f"I found no headlines about {topic}." if topic else "The feeds have no headlines right now."
+    about = f" about {topic.strip()}" if topic else ""
+    return f"Here are the latest headlines{about}: " + " ".join(
+        t if t.endswith((".", "!", "?")) else t + "." for t in titles
+    )

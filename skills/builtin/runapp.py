@@ -1,0 +1,128 @@
+"""Built-in skill: open an installed desktop application, resolved by fuzzy name, launched without a shell.
+
+Linux: XDG ``.desktop`` entries; macOS: ``.app`` bundles. Anything that resolves to no installed app is refused.
+"""
+
+from __future__ import annotations
+
+import configparser
+import logging
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from skills import SkillContext, SkillFailed, skill
+
+logger = logging.getLogger(__name__)
+
+SHELL_CHARACTERS = set(";|&$`<>(){}[]\\\n\r*?!'\"")
+_FILLER = {"the", "app", "application", "program", "my", "a"}
+_FIELD_CODE = re.compile(r"%[fFuUdDnNickvm]")
+
+
+@dataclass(frozen=True)
+class App:
+    name: str
+    argv: tuple[str, ...]
+    aliases: tuple[str, ...]
+    source: Path
+
+
+def _normal(text: str) -> str:
+    words = re.findall(r"[\w+.-]+", text.casefold())
+    return " ".join(w for w in words if w not in _FILLER)
+
+
+def app_dirs(configured: list[Path] | None) -> list[Path]:
+    if configured is not None:
+        return [Path(p).expanduser() for p in configured]
+    if sys.platform == "darwin":
+        return [Path("/Applications"), Path("/System/Applications"), Path.home() / "Applications"]
+    data_home = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local/share")
+    data_dirs = os.environ.get("XDG_DATA_DIRS") or "/usr/local/share:/usr/share"
+    return [Path(d) / "applications" for d in [data_home, *data_dirs.split(":")] if d]
+
+
+def _desktop_entry(path: Path) -> App | None:
+    parser = configparser.ConfigParser(interpolation=None, strict=False)
+    parser.optionxform = str  # type: ignore[assignment,method-assign]
+    try:
+        parser.read(path, encoding="utf-8")
+        entry = parser["Desktop Entry"]
+    except (configparser.Error, KeyError, UnicodeDecodeError, OSError):
+        return None
+    if entry.get("Type", "Application") != "Application" or entry.get("NoDisplay") == "true" \
+            or entry.get("Hidden") == "true" or not entry.get("Exec") or not entry.get("Name"):
+        return None
+    if entry.get("TryExec") and not shutil.which(entry["TryExec"]):
+        return None
+    try:
+        argv = [a.replace("%%", "%") for a in shlex.split(entry["Exec"]) if not _FIELD_CODE.fullmatch(a)]
+    except ValueError:
+        return None
+    if not argv:
+        return None
+    aliases = [entry["Name"], entry.get("GenericName", ""), path.stem.rsplit(".", 1)[-1], Path(argv[0]).name]
+    aliases += [k for k in entry.get("Keywords", "").split(";")]
+    if "TerminalEmulator" in entry.get("Categories", ""):
+        aliases.append("terminal")
+    return App(entry["Name"], tuple(argv), tuple(a for a in {_normal(a) for a in aliases} if a), path)
+
+
+def installed_apps(dirs: list[Path]) -> list[App]:
+    """Every launchable app in the folders; earlier folders win for the same file name (XDG precedence)."""
+    apps: dict[str, App] = {}
+    for directory in dirs:
+        if not directory.is_dir():
+            continue
+        if sys.platform == "darwin" or any(directory.glob("*.app")):
+            for bundle in sorted(directory.glob("*.app")):
+                apps.setdefault(bundle.name, App(bundle.stem, ("open", "-a", str(bundle)), (_normal(bundle.stem),),
+                                                 bundle))  # fmt: skip
+        for path in sorted(directory.rglob("*.desktop")):
+            app = _desktop_entry(path)
+            if app:
+                apps.setdefault(path.name, app)
+    return list(apps.values())
+
+
+def resolve(program: str, apps: list[App], min_score: float) -> App:
+    """The installed app a spoken name means, or ``SkillFailed`` naming close matches."""
+    from rapidfuzz import fuzz, process
+
+    bad = sorted(SHELL_CHARACTERS & set(program))
+    if bad:
+        raise SkillFailed(f"I won't open '{program}': app names don't contain {' '.join(bad)}.")
+    wanted = _normal(program)
+    if not wanted:
+        raise SkillFailed("Which app? Say its name, like 'open Firefox'.")
+    if not apps:
+        raise SkillFailed("I found no installed applications to open; check skills.runapp.app_dirs in the config.")
+    choices = {(i, alias): alias for i, app in enumerate(apps) for alias in app.aliases}
+    best = process.extractOne(wanted, choices, scorer=fuzz.ratio)
+    if best and best[1] >= min_score:
+        return apps[best[2][0]]
+    close = process.extract(wanted, {i: _normal(a.name) for i, a in enumerate(apps)}, scorer=fuzz.WRatio, limit=3)
+    names = ", ".join(apps[key].name for _, score, key in close if score >= 50)
+    raise SkillFailed(f"I can't find an app called '{program}'." + (f" Did you mean {names}?" if names else ""))
+
+
+@skill(risky=True)
+def runapp(program: str, context: SkillContext) -> str:
+    """Open an installed desktop application by name."""
+    settings = context.settings.runapp
+    app = resolve(program, installed_apps(app_dirs(settings.app_dirs)), settings.min_score)
+    try:
+        subprocess.Popen(  # an argument list, never a shell
+            list(app.argv), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    except OSError as exc:
+        raise SkillFailed(f"I found {app.name} but couldn't start it ({exc.strerror or exc}).") from exc
+    logger.info("launched %s: %s", app.name, app.argv)
+    return f"Opening {app.name}."

@@ -1,0 +1,44 @@
+"""Built-in skills: countdown timers and cancelling them. Timers live in this process and notify when they fire."""
+
+from __future__ import annotations
+
+import threading
+
+from skills import SkillContext, skill
+from skills.spoken import parse_duration, say_duration
+
+_lock = threading.Lock()
+_running: dict[int, threading.Timer] = {}
+
+
+@skill
+def timer(duration: str, context: SkillContext) -> str:
+    """Start a countdown timer for a spoken duration ("5 minutes", "an hour and a half")."""
+    seconds = parse_duration(duration)
+    said = say_duration(seconds)
+
+    def fire() -> None:
+        with _lock:
+            _running.pop(id(countdown), None)
+        context.notify(f"Your {said} timer is done.")
+
+    countdown = threading.Timer(seconds, fire)
+    countdown.daemon = True
+    countdown.name = f"timer-{said}"
+    with _lock:
+        _running[id(countdown)] = countdown
+    countdown.start()
+    return f"Timer set for {said}."
+
+
+@skill
+def cancel_timer() -> str:
+    """Cancel all running timers."""
+    with _lock:
+        timers = list(_running.values())
+        _running.clear()
+    for countdown in timers:
+        countdown.cancel()
+    if not timers:
+        return "There are no timers running."
+    return f"Cancelled {len(timers)} timer{'s' if len(timers) > 1 else ''}."

@@ -1,0 +1,149 @@
+"""Skill calls: the literal-only parser (``ast``, never ``eval``), the canonical form, and call equality."""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+import warnings
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import CallError
+
+MAX_CALL_CHARS = 4096
+"""Longest call string the parser accepts; a router's token bound keeps real calls far below it."""
+
+_JSON_NAMES = {"true": True, "false": False, "null": None}
+
+
+@dataclass(frozen=True, eq=True)
+class SkillCall:
+    """One validated skill call. ``str(call)`` is the canonical form, e.g. ``weather(location="Berlin")``.
+
+    Arguments are in signature order with arguments equal to their default left out; build calls with
+    ``Registry.parse`` or ``Registry.validate`` so that holds.
+    """
+
+    name: str
+    arguments: dict[str, Any] = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        args = ", ".join(f"{key}={format_value(value)}" for key, value in self.arguments.items())
+        return f"{self.name}({args})"
+
+
+def format_value(value: Any) -> str:
+    """A literal as the canonical form writes it: JSON strings, Python numbers, booleans and None."""
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if value is None or isinstance(value, (bool, int, float)):
+        return repr(value)
+    raise CallError(f"cannot write {type(value).__name__} {value!r} in a call; use text, a number, True/False or None")
+
+
+@dataclass(frozen=True)
+class RawCall:
+    """A call as written: its name and literal arguments, not yet checked against any skill."""
+
+    name: str
+    positional: tuple[Any, ...]
+    keywords: dict[str, Any]
+
+
+def read_call(text: str | bytes) -> RawCall:
+    """Parse ``name(arg=literal, ...)`` syntax. Raises ``CallError`` for anything else, never another error."""
+    if isinstance(text, bytes):
+        try:
+            text = text.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise CallError(f"the call is not valid UTF-8 (bad byte at position {exc.start}); send text") from None
+    if not isinstance(text, str):
+        raise CallError(f"a call must be text, not {type(text).__name__}")
+    text = text.strip()
+    if not text:
+        raise CallError('the call is empty; write it like weather(location="Oslo")')
+    if len(text) > MAX_CALL_CHARS:
+        raise CallError(f"the call is {len(text)} characters long; the limit is {MAX_CALL_CHARS}")
+    try:
+        with warnings.catch_warnings():  # "invalid escape sequence" is the string's problem, not a crash
+            warnings.simplefilter("ignore")
+            tree = ast.parse(text, mode="eval")
+    except SyntaxError as exc:
+        raise CallError(f"not a call: {_preview(text)} ({exc.msg}); write it like weather(location=\"Oslo\")") from None
+    except (ValueError, RecursionError, MemoryError, OverflowError) as exc:
+        raise CallError(f"not a call: {_preview(text)} ({type(exc).__name__})") from None
+    node = tree.body
+    if not isinstance(node, ast.Call):
+        raise CallError(f"not a call: {_preview(text)} is {_describe(node)}; write it like weather(location=\"Oslo\")")
+    if not isinstance(node.func, ast.Name):
+        raise CallError(f"not a call: {_preview(text)} calls {_describe(node.func)}; only a bare skill name may be called")
+    positional = []
+    for arg in node.args:
+        if isinstance(arg, ast.Starred):
+            raise CallError(f"{node.func.id}: *arguments are not allowed; name each argument")
+        positional.append(_literal(node.func.id, f"argument {len(positional) + 1}", arg))
+    keywords: dict[str, Any] = {}
+    for kw in node.keywords:
+        if kw.arg is None:
+            raise CallError(f"{node.func.id}: **arguments are not allowed; name each argument")
+        if kw.arg in keywords:
+            raise CallError(f"{node.func.id}: argument '{kw.arg}' is given twice")
+        keywords[kw.arg] = _literal(node.func.id, kw.arg, kw.value)
+    return RawCall(node.func.id, tuple(positional), keywords)
+
+
+def _literal(skill: str, where: str, node: ast.expr) -> Any:
+    if isinstance(node, ast.Constant) and (node.value is None or isinstance(node.value, (str, bool, int, float))):
+        return node.value
+    if (
+        isinstance(node, ast.UnaryOp)
+        and isinstance(node.op, (ast.USub, ast.UAdd))
+        and isinstance(node.operand, ast.Constant)
+        and isinstance(node.operand.value, (int, float))
+        and not isinstance(node.operand.value, bool)
+    ):
+        return -node.operand.value if isinstance(node.op, ast.USub) else node.operand.value
+    if isinstance(node, ast.Name) and node.id in _JSON_NAMES:
+        return _JSON_NAMES[node.id]
+    raise CallError(f"{skill}: {where} must be a literal (text, number, True/False or None), not {_describe(node)}")
+
+
+def _describe(node: ast.AST) -> str:
+    kinds = {
+        ast.Call: "a function call",
+        ast.Attribute: "an attribute access",
+        ast.JoinedStr: "an f-string",
+        ast.Name: "a name",
+        ast.Subscript: "a subscript",
+        ast.Lambda: "a lambda",
+        ast.BinOp: "an expression",
+        ast.Compare: "a comparison",
+        ast.List: "a list",
+        ast.Tuple: "a tuple",
+        ast.Dict: "a dict",
+    }
+    if isinstance(node, ast.Constant):
+        return f"a {type(node.value).__name__} literal"
+    return kinds.get(type(node), f"a {type(node).__name__} expression")
+
+
+def _preview(text: str, limit: int = 60) -> str:
+    return repr(text if len(text) <= limit else text[: limit - 1] + "…")
+
+
+_EDGE = re.compile(r"^[\s\W_]+|[\s\W_]+$")
+
+
+def normalize_value(value: Any) -> Any:
+    """A value as call equality compares it: text trimmed of whitespace and edge punctuation, case folded."""
+    if isinstance(value, str):
+        return " ".join(_EDGE.sub("", value).casefold().split())
+    return value
+
+
+def calls_equal(a: SkillCall, b: SkillCall) -> bool:
+    """DESIGN's equality: same name, and the same arguments after trimming, edge punctuation and case."""
+    if a.name != b.name or a.arguments.keys() != b.arguments.keys():
+        return False
+    return all(normalize_value(a.arguments[key]) == normalize_value(b.arguments[key]) for key in a.arguments)

@@ -1,0 +1,382 @@
+"""The skill registry: ``@skill``, loading skill files (built-in and user alike), validation and dispatch."""
+
+from __future__ import annotations
+
+import difflib
+import importlib.util
+import inspect
+import logging
+import sys
+import threading
+import time
+import types
+import typing
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, ValidationError, create_model
+
+from .calls import SkillCall, read_call
+from .errors import CallError, SkillDefinitionError, SkillFailed
+from .settings import SkillSettings
+
+logger = logging.getLogger(__name__)
+
+BUILTIN_DIR = Path(__file__).parent / "builtin"
+_EMPTY = inspect.Parameter.empty
+
+
+@dataclass(frozen=True)
+class SkillContext:
+    """What the framework hands a skill that asks for it (a parameter annotated ``SkillContext``).
+
+    The parameter is hidden from the model: it is in no schema, grammar or prompt.
+    """
+
+    settings: SkillSettings = field(default_factory=SkillSettings)
+    notify: Callable[[str], None] = field(default=lambda text: logger.warning("%s", text))
+
+
+@dataclass(frozen=True)
+class Parameter:
+    name: str
+    annotation: Any
+    default: Any = _EMPTY
+    span: bool = True
+    """String values are spans of the utterance (DESIGN); the router may constrain them to be."""
+
+    @property
+    def required(self) -> bool:
+        return self.default is _EMPTY
+
+    def __str__(self) -> str:
+        text = f"{self.name}: {_type_name(self.annotation)}"
+        return text if self.required else f"{text} = {self.default!r}"
+
+
+@dataclass(frozen=True)
+class Skill:
+    """A registered skill: the function and everything derived from its signature."""
+
+    name: str
+    function: Callable[..., Any]
+    description: str
+    parameters: tuple[Parameter, ...]
+    model: type[BaseModel]
+    context_parameter: str | None = None
+    risky: bool = False
+    timeout_s: float | None = None
+    source: str = ""
+
+    @property
+    def signature(self) -> str:
+        return f"{self.name}({', '.join(str(p) for p in self.parameters)})"
+
+    def json_schema(self) -> dict[str, Any]:
+        """JSON schema of the arguments, as OpenAI tools and dataset generation want it."""
+        schema = self.model.model_json_schema()
+        schema.pop("title", None)
+        for prop in schema.get("properties", {}).values():
+            prop.pop("title", None)
+        schema["additionalProperties"] = False
+        return schema
+
+    def tool(self) -> dict[str, Any]:
+        """The skill as an OpenAI function-calling tool."""
+        return {
+            "type": "function",
+            "function": {"name": self.name, "description": self.description, "parameters": self.json_schema()},
+        }
+
+
+def skill(
+    function: Callable[..., Any] | None = None,
+    *,
+    risky: bool = False,
+    timeout_s: float | None = None,
+    not_spans: tuple[str, ...] = (),
+) -> Any:
+    """Mark a function as a skill: ``@skill`` or ``@skill(risky=True, not_spans=("query",))``.
+
+    The name is the function's ``__name__``, the description its docstring's first line, the arguments its
+    type-hinted keyword parameters. ``risky`` asks the daemon to confirm first; ``not_spans`` names string
+    parameters whose values are not copied from the utterance.
+    """
+
+    def mark(fn: Callable[..., Any]) -> Callable[..., Any]:
+        fn.__skill__ = _build_skill(fn, risky=risky, timeout_s=timeout_s, not_spans=not_spans)  # type: ignore[attr-defined]
+        return fn
+
+    return mark(function) if function is not None else mark
+
+
+def _build_skill(fn: Callable[..., Any], *, risky: bool, timeout_s: float | None, not_spans: tuple[str, ...]) -> Skill:
+    name = fn.__name__
+    if not name.isidentifier() or name.startswith("_"):
+        raise SkillDefinitionError(f"skill name {name!r} must be a public Python identifier")
+    doc = inspect.getdoc(fn)
+    if not doc:
+        raise SkillDefinitionError(f"skill {name} has no docstring; its first line is the description the router sees")
+    try:
+        hints = typing.get_type_hints(fn)
+    except Exception as exc:  # a hint that does not resolve
+        raise SkillDefinitionError(f"skill {name}: cannot resolve its type hints ({exc})") from exc
+    params: list[Parameter] = []
+    context_parameter = None
+    for p in inspect.signature(fn).parameters.values():
+        if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD, p.POSITIONAL_ONLY):
+            raise SkillDefinitionError(f"skill {name}: parameter {p.name} must be a plain keyword parameter")
+        if p.name not in hints:
+            raise SkillDefinitionError(f"skill {name}: parameter {p.name} needs a type hint")
+        if hints[p.name] is SkillContext:
+            context_parameter = p.name
+            continue
+        params.append(Parameter(p.name, hints[p.name], p.default, span=p.name not in not_spans))
+    unknown = set(not_spans) - {p.name for p in params}
+    if unknown:
+        raise SkillDefinitionError(f"skill {name}: not_spans names unknown parameters {sorted(unknown)}")
+    fields = {p.name: (p.annotation, ... if p.required else p.default) for p in params}
+    try:
+        model = create_model(
+            f"{name}_arguments", __config__=ConfigDict(strict=True, extra="forbid"), **fields  # type: ignore[call-overload]
+        )
+    except Exception as exc:
+        raise SkillDefinitionError(f"skill {name}: its parameter types cannot be validated ({exc})") from exc
+    return Skill(
+        name=name,
+        function=fn,
+        description=doc.splitlines()[0].strip(),
+        parameters=tuple(params),
+        model=model,
+        context_parameter=context_parameter,
+        risky=risky,
+        timeout_s=timeout_s,
+        source=getattr(fn, "__module__", ""),
+    )
+
+
+@dataclass(frozen=True)
+class LoadProblem:
+    """A skill file that failed to load, or a skill in it that was refused."""
+
+    path: Path
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}"
+
+
+@dataclass(frozen=True)
+class SkillResult:
+    """What a dispatch produced: the reply text, whether the skill succeeded, and how long it took."""
+
+    call: SkillCall
+    ok: bool
+    text: str
+    seconds: float = 0.0
+
+
+class Registry:
+    """The loaded skills. ``parse`` and ``validate`` turn text into a ``SkillCall``; ``dispatch`` runs one."""
+
+    def __init__(self, context: SkillContext | None = None) -> None:
+        self.context = context or SkillContext()
+        self.skills: dict[str, Skill] = {}
+        self.problems: list[LoadProblem] = []
+
+    # -- loading -----------------------------------------------------------------------------------------------
+    def add(self, skill_: Skill) -> None:
+        if skill_.name in self.skills:
+            raise SkillDefinitionError(
+                f"a skill named {skill_.name!r} is already loaded (from {self.skills[skill_.name].source}); rename one"
+            )
+        self.skills[skill_.name] = skill_
+
+    def load_file(self, path: Path) -> list[str]:
+        """Import one skill file and add its ``@skill`` functions. A failure is recorded in ``problems``."""
+        path = Path(path)
+        module_name = f"skillcall_skills_{abs(hash(str(path.resolve()))):x}_{path.stem}"
+        try:
+            spec = importlib.util.spec_from_file_location(module_name, path)
+            if spec is None or spec.loader is None:
+                raise ImportError("not a Python file")
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[module_name] = module
+            spec.loader.exec_module(module)
+        except BaseException as exc:  # a user file may do anything on import, even sys.exit()
+            sys.modules.pop(module_name, None)
+            if isinstance(exc, KeyboardInterrupt):
+                raise
+            message = f"failed to load: {type(exc).__name__}: {exc}; fix the file, its skills are left out"
+            logger.warning("%s: %s", path, message)
+            self.problems.append(LoadProblem(path, message))
+            return []
+        added = []
+        for value in vars(module).values():
+            found = getattr(value, "__skill__", None)
+            if isinstance(found, Skill) and getattr(value, "__module__", None) == module_name:
+                found = _with_source(found, path)
+                try:
+                    self.add(found)
+                except SkillDefinitionError as exc:
+                    logger.warning("%s: %s", path, exc)
+                    self.problems.append(LoadProblem(path, str(exc)))
+                    continue
+                added.append(found.name)
+        return added
+
+    def load_dir(self, directory: Path) -> list[str]:
+        """Load every ``*.py`` file (not ``_*.py``) of a folder, in name order. A missing folder loads nothing."""
+        directory = Path(directory)
+        if not directory.is_dir():
+            return []
+        added = []
+        for path in sorted(directory.glob("*.py")):
+            if not path.name.startswith("_"):
+                added += self.load_file(path)
+        return added
+
+    # -- lookup ------------------------------------------------------------------------------------------------
+    @property
+    def names(self) -> list[str]:
+        return list(self.skills)
+
+    def __iter__(self) -> Iterator[Skill]:
+        return iter(self.skills.values())
+
+    def __len__(self) -> int:
+        return len(self.skills)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.skills
+
+    def get(self, name: str) -> Skill:
+        try:
+            return self.skills[name]
+        except KeyError:
+            close = difflib.get_close_matches(name, self.names, n=1, cutoff=0.6)
+            hint = f" — did you mean '{close[0]}'?" if close else ""
+            raise CallError(f"unknown skill '{name}'{hint} (`skillcall skills` lists the loaded ones)") from None
+
+    # -- calls -------------------------------------------------------------------------------------------------
+    def parse(self, text: str | bytes) -> SkillCall:
+        """Parse and validate a call string; raises ``CallError`` with a message a user can act on."""
+        raw = read_call(text)
+        found = self.get(raw.name)
+        if len(raw.positional) > len(found.parameters):
+            raise CallError(f"{found.name} takes {len(found.parameters)} argument(s), got {len(raw.positional)}: "
+                            f"use {found.signature}")
+        arguments = dict(zip((p.name for p in found.parameters), raw.positional))
+        for key, value in raw.keywords.items():
+            if key in arguments:
+                raise CallError(f"{found.name}: argument '{key}' is given twice")
+            arguments[key] = value
+        return self.validate(found.name, arguments)
+
+    def validate(self, name: str, arguments: dict[str, Any]) -> SkillCall:
+        """Check arguments against the skill's typed signature and return the canonical call."""
+        found = self.get(name)
+        try:
+            model = found.model.model_validate(arguments)
+        except ValidationError as exc:
+            raise CallError(_explain(found, exc)) from None
+        values = model.model_dump()
+        canonical = {}
+        for p in found.parameters:
+            value = values[p.name]
+            if p.required or value != p.default or type(value) is not type(p.default):
+                canonical[p.name] = value
+        return SkillCall(found.name, canonical)
+
+    def dispatch(self, call: SkillCall, timeout_s: float | None = None) -> SkillResult:
+        """Run a call: validated again, bounded in time, its exceptions turned into a failed ``SkillResult``."""
+        start = time.perf_counter()
+
+        def failed(text: str) -> SkillResult:
+            return SkillResult(call, False, text, time.perf_counter() - start)
+
+        try:
+            call = self.validate(call.name, dict(call.arguments))
+            found = self.get(call.name)
+        except CallError as exc:
+            return failed(str(exc))
+        kwargs = dict(call.arguments)
+        if found.context_parameter:
+            kwargs[found.context_parameter] = self.context
+        limit = timeout_s or found.timeout_s or self.context.settings.timeout_s
+        box: dict[str, Any] = {}
+
+        def run() -> None:
+            try:
+                box["value"] = found.function(**kwargs)
+            except BaseException as exc:  # noqa: BLE001 - isolation is the point
+                box["error"] = exc
+
+        worker = threading.Thread(target=run, name=f"skill-{found.name}", daemon=True)
+        worker.start()
+        worker.join(limit)
+        if worker.is_alive():
+            logger.error("skill %s still running after %.3g s; left in the background", found.name, limit)
+            return failed(f"{found.name} did not finish within {limit:g} s and was abandoned; try again later")
+        if "error" in box:
+            exc = box["error"]
+            if isinstance(exc, SkillFailed):
+                return failed(str(exc))
+            logger.error("skill %s raised", found.name, exc_info=exc)
+            return failed(f"{found.name} failed: {type(exc).__name__}: {exc}")
+        value = box.get("value")
+        return SkillResult(call, True, "" if value is None else str(value), time.perf_counter() - start)
+
+
+def _with_source(found: Skill, path: Path) -> Skill:
+    return Skill(**{**found.__dict__, "source": str(path)})
+
+
+def _explain(found: Skill, exc: ValidationError) -> str:
+    reasons = []
+    for error in exc.errors():
+        where = ".".join(str(part) for part in error["loc"][:1]) or found.name
+        kind = error["type"]
+        if kind == "missing":
+            reasons.append(f"{found.name} needs {where}")
+        elif kind == "extra_forbidden":
+            takes = ", ".join(p.name for p in found.parameters) or "no arguments"
+            reasons.append(f"{found.name} has no argument '{where}' (it takes {takes})")
+        elif kind == "string_type":
+            reasons.append(f"{where} must be text")
+        elif kind in ("int_type", "float_type", "int_from_float"):
+            reasons.append(f"{where} must be a number")
+        elif kind == "bool_type":
+            reasons.append(f"{where} must be True or False")
+        elif kind == "literal_error":
+            reasons.append(f"{where} must be one of {error['ctx']['expected']}")
+        else:
+            reasons.append(f"{where}: {error['msg']}")
+    return "; ".join(dict.fromkeys(reasons)) + f" — use {found.signature}"
+
+
+def _type_name(annotation: Any) -> str:
+    if annotation is type(None):
+        return "None"
+    if isinstance(annotation, type):
+        return annotation.__name__
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        return " | ".join(_type_name(a) for a in typing.get_args(annotation))
+    if origin is typing.Literal:
+        return "Literal[" + ", ".join(repr(a) for a in typing.get_args(annotation)) + "]"
+    return str(annotation).replace("typing.", "")
+
+
+def load_registry(
+    context: SkillContext | None = None, user_dir: Path | None = None, builtins: bool = True
+) -> Registry:
+    """The front door: built-in skills, then the user's skill files, through the same loader."""
+    registry = Registry(context)
+    if builtins:
+        registry.load_dir(BUILTIN_DIR)
+    if user_dir is not None:
+        registry.load_dir(user_dir)
+    return registry

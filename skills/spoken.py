@@ -1,0 +1,297 @@
+"""Spoken numbers, durations and arithmetic, read without ``eval``: the skills interpret what the router copied."""
+
+from __future__ import annotations
+
+import math
+import operator
+import re
+from collections.abc import Callable
+
+from .errors import SkillFailed
+
+_UNITS = {
+    "zero": 0, "oh": 0, "nought": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7,
+    "eight": 8, "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "thirteen": 13, "fourteen": 14, "fifteen": 15,
+    "sixteen": 16, "seventeen": 17, "eighteen": 18, "nineteen": 19, "twenty": 20, "thirty": 30, "forty": 40,
+    "fifty": 50, "sixty": 60, "seventy": 70, "eighty": 80, "ninety": 90,
+}  # fmt: skip
+_SCALES = {"hundred": 100, "thousand": 1_000, "million": 1_000_000, "billion": 1_000_000_000}
+_FRACTIONS = {"half": 0.5, "quarter": 0.25}
+_TOKEN = re.compile(r"\d[\d,]*(?:\.\d+)?|\.\d+|[a-z]+|[+\-*/×÷^%()]")
+
+
+def tokenize(text: str) -> list[str]:
+    """Lower-case words, numbers (``1,000`` -> ``1000``) and operator symbols; other punctuation dropped."""
+    text = text.casefold().replace("’", "'").replace("'s", " is")
+    text = re.sub(r"(?<=[a-z])-(?=[a-z])", " ", text)  # "twenty-five"
+    return [t.replace(",", "") if t[0].isdigit() else t for t in _TOKEN.findall(text)]
+
+
+def _is_number_word(token: str) -> bool:
+    return token in _UNITS or token in _SCALES
+
+
+def read_number(tokens: list[str], i: int) -> tuple[float, int] | None:
+    """Read a number at ``tokens[i]``: digits, or words such as "one hundred and twenty three", "two point five",
+    "a thousand". Returns the value and the index after it, or None."""
+    if i >= len(tokens):
+        return None
+    token = tokens[i]
+    if token[0].isdigit() or token[0] == ".":
+        try:
+            return float(token), i + 1
+        except ValueError:
+            return None
+    if token in ("a", "an") and i + 1 < len(tokens) and tokens[i + 1] in _SCALES:
+        i += 1
+        token = tokens[i]
+    if not _is_number_word(token):
+        return None
+    total, current, j, seen_scale = 0.0, 0.0, i, False
+    while j < len(tokens):
+        word = tokens[j]
+        if word in _UNITS:
+            current += _UNITS[word]
+        elif word == "hundred":
+            current = (current or 1) * 100
+            seen_scale = True
+        elif word in _SCALES:
+            total += (current or 1) * _SCALES[word]
+            current, seen_scale = 0.0, True
+        elif word == "and" and seen_scale and j + 1 < len(tokens) and tokens[j + 1] in _UNITS:
+            pass
+        else:
+            break
+        j += 1
+    value = total + current
+    if j + 1 < len(tokens) and tokens[j] == "point":
+        digits = ""
+        k = j + 1
+        while k < len(tokens) and tokens[k] in _UNITS and _UNITS[tokens[k]] < 10:
+            digits += str(_UNITS[tokens[k]])
+            k += 1
+        if digits:
+            value += float("0." + digits)
+            j = k
+    return value, j
+
+
+# -- durations -------------------------------------------------------------------------------------------------
+_DURATION_UNITS = {
+    "second": 1, "seconds": 1, "sec": 1, "secs": 1, "s": 1,
+    "minute": 60, "minutes": 60, "min": 60, "mins": 60, "m": 60,
+    "hour": 3600, "hours": 3600, "hr": 3600, "hrs": 3600, "h": 3600,
+}  # fmt: skip
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in a spoken duration: "5 minutes", "one hour and ten minutes", "half an hour", "an hour and a half",
+    "90 seconds", "20 minute", "1.5 hours". Raises ``SkillFailed`` when it finds none."""
+    tokens = [t for t in tokenize(text) if t not in ("-", "(", ")")]
+    total, i, found, last_unit = 0.0, 0, False, 0
+    while i < len(tokens):
+        amount: float | None = None
+        if tokens[i] in ("a", "an", "one") and i + 1 < len(tokens) and tokens[i + 1] in _FRACTIONS:
+            i += 1  # "a half", "a quarter of an hour"
+        if tokens[i] in _FRACTIONS:
+            amount, i = _FRACTIONS[tokens[i]], i + 1
+        elif tokens[i] in ("a", "an") and i + 1 < len(tokens) and tokens[i + 1] in _DURATION_UNITS:
+            amount, i = 1.0, i + 1
+        elif tokens[i] == "couple":
+            amount, i = 2.0, i + 1
+        else:
+            number = read_number(tokens, i)
+            if number:
+                amount, i = number
+        if amount is None:
+            i += 1
+            continue
+        if tokens[i : i + 3] in (["and", "a", "half"], ["and", "one", "half"]):  # "one and a half hours"
+            amount, i = amount + 0.5, i + 3
+        elif i < len(tokens) and tokens[i] in ("quarter", "quarters", "halves"):  # "three quarters of an hour"
+            amount, i = amount * (0.5 if tokens[i] == "halves" else 0.25), i + 1
+        while i < len(tokens) and tokens[i] in ("of", "a", "an"):
+            i += 1
+        if i < len(tokens) and tokens[i] in _DURATION_UNITS:
+            last_unit = _DURATION_UNITS[tokens[i]]
+            total += amount * last_unit
+            found, i = True, i + 1
+            if tokens[i : i + 3] == ["and", "a", "half"]:  # "an hour and a half"
+                total, i = total + 0.5 * last_unit, i + 3
+        elif amount == 0.5 and last_unit:  # "two hours and a half"
+            total += 0.5 * last_unit
+    if not found or total <= 0:
+        raise SkillFailed(f"I couldn't read a duration in '{text}'; say it like 'five minutes' or '1 hour 30 minutes'")
+    return total
+
+
+def say_duration(seconds: float) -> str:
+    """ "1 hour 10 minutes", "90 seconds" -> "1 minute 30 seconds"."""
+    seconds = round(seconds)
+    parts = []
+    for name, size in (("hour", 3600), ("minute", 60), ("second", 1)):
+        count, seconds = divmod(seconds, size)
+        if count:
+            parts.append(f"{count} {name}{'s' if count != 1 else ''}")
+    return " ".join(parts) or "0 seconds"
+
+
+# -- arithmetic ------------------------------------------------------------------------------------------------
+_PHRASES = [  # longest first: (words, symbol)
+    ("to the power of", "^"), ("raised to the power of", "^"), ("raised to", "^"), ("multiplied by", "*"),
+    ("divided by", "/"), ("square root of", "sqrt"), ("cube root of", "cbrt"), ("percent of", "% *"),
+    ("per cent of", "% *"), ("times", "*"), ("x", "*"), ("by", "*"), ("over", "/"), ("plus", "+"),
+    ("minus", "-"), ("less", "-"), ("take away", "-"), ("squared", "sq"), ("cubed", "cube"), ("percent", "%"),
+    ("per cent", "%"), ("×", "*"), ("÷", "/"), ("of", "*"), ("root", "sqrt"),
+]  # fmt: skip
+_PHRASES.sort(key=lambda p: -len(p[0].split()))
+_BINARY: dict[str, Callable[[float, float], float]] = {
+    "+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.truediv, "^": operator.pow,
+}  # fmt: skip
+MAX_EXPONENT = 1000
+_ORDINALS = {"second": 2, "third": 3, "fourth": 4, "fifth": 5, "sixth": 6, "seventh": 7, "eighth": 8, "ninth": 9,
+             "tenth": 10}  # fmt: skip
+_REWRITES = [  # verb-first phrasings -> infix ("subtract 8 from 50" -> "50 minus 8")
+    (re.compile(r"\bdivide (.+?) by (.+)"), r"\1 divided by \2"),
+    (re.compile(r"\bmultiply (.+?) (?:by|and|with) (.+)"), r"\1 times \2"),
+    (re.compile(r"\badd (.+?) (?:and|to|plus) (.+)"), r"\1 plus \2"),
+    (re.compile(r"\bsubtract (.+?) from (.+)"), r"\2 minus \1"),
+    (re.compile(rf"\bto the ({'|'.join(_ORDINALS)}|\d+)(?:st|nd|rd|th)? power\b"),
+     lambda m: f"to the power of {_ORDINALS.get(m[1], m[1])}"),
+]
+
+
+def _math_tokens(text: str) -> list[str | float]:
+    text = text.casefold()
+    for pattern, replacement in _REWRITES:
+        text = pattern.sub(replacement, text)
+    words = tokenize(text)
+    out: list[str | float] = []
+    i = 0
+    while i < len(words):
+        number = read_number(words, i)
+        if number:
+            out.append(number[0])
+            i = number[1]
+            continue
+        for phrase, symbol in _PHRASES:
+            size = len(phrase.split())
+            if words[i : i + size] == phrase.split():
+                out.extend(symbol.split())
+                i += size
+                break
+        else:
+            if words[i] in "+-*/^%()" or words[i] in ("half", "quarter"):
+                out.append(_FRACTIONS.get(words[i], words[i]))
+            i += 1
+    # "of" only multiplies after a number or percent ("half of ten"); elsewhere it is filler ("square root of").
+    cleaned: list[str | float] = []
+    for token in out:
+        if token == "*" and (not cleaned or isinstance(cleaned[-1], str) and cleaned[-1] not in ("%", "sq", "cube", ")")):
+            continue
+        cleaned.append(token)
+    return cleaned
+
+
+class _Parser:
+    """Recursive descent over number and operator tokens: + - < * / < unary, roots < ^ < postfix."""
+
+    def __init__(self, tokens: list[str | float], text: str) -> None:
+        self.tokens, self.i, self.text = tokens, 0, text
+
+    def peek(self) -> str | float | None:
+        return self.tokens[self.i] if self.i < len(self.tokens) else None
+
+    def take(self) -> str | float | None:
+        token = self.peek()
+        self.i += 1
+        return token
+
+    def fail(self) -> SkillFailed:
+        return SkillFailed(f"I couldn't work out '{self.text}'; say it like 'nine times nine' or '15 percent of 80'")
+
+    def expression(self) -> float:
+        value = self.term()
+        while self.peek() in ("+", "-"):
+            value = _BINARY[str(self.take())](value, self.term())
+        return value
+
+    def term(self) -> float:
+        value = self.unary()
+        while self.peek() in ("*", "/"):
+            op = str(self.take())
+            right = self.unary()
+            if op == "/" and right == 0:
+                raise SkillFailed("I can't divide by zero")
+            value = _BINARY[op](value, right)
+        return value
+
+    def unary(self) -> float:
+        token = self.peek()
+        if token in ("-", "+"):
+            self.take()
+            value = self.unary()
+            return -value if token == "-" else value
+        if token in ("sqrt", "cbrt"):
+            self.take()
+            value = self.unary()
+            if token == "sqrt":
+                if value < 0:
+                    raise SkillFailed("I can't take the square root of a negative number")
+                return math.sqrt(value)
+            return math.copysign(abs(value) ** (1 / 3), value)
+        return self.power()
+
+    def power(self) -> float:
+        value = self.postfix()
+        if self.peek() == "^":
+            self.take()
+            exponent = self.unary()
+            if abs(exponent) > MAX_EXPONENT:
+                raise SkillFailed(f"that power is too large to say; keep the exponent under {MAX_EXPONENT}")
+            try:
+                value = value**exponent
+            except (OverflowError, ZeroDivisionError):
+                raise SkillFailed("that result is too large to say") from None
+            if isinstance(value, complex):
+                raise SkillFailed("that has no real answer")
+        return value
+
+    def postfix(self) -> float:
+        value = self.atom()
+        while self.peek() in ("sq", "cube", "%"):
+            token = self.take()
+            value = value**2 if token == "sq" else value**3 if token == "cube" else value / 100
+        return value
+
+    def atom(self) -> float:
+        token = self.take()
+        if token == "(":
+            value = self.expression()
+            if self.take() != ")":
+                raise self.fail()
+            return value
+        if isinstance(token, float):
+            return token
+        raise self.fail()
+
+
+def evaluate(text: str) -> float:
+    """The value of spoken arithmetic ("nine times nine", "15 percent of 80", "square root of 16")."""
+    tokens = _math_tokens(text)
+    if not any(isinstance(t, float) for t in tokens):
+        raise SkillFailed(f"I found no numbers in '{text}'; say it like 'nine times nine'")
+    parser = _Parser(tokens, text)
+    value = parser.expression()
+    if parser.peek() is not None:
+        raise parser.fail()
+    if math.isinf(value) or math.isnan(value):
+        raise SkillFailed("that result is too large to say")
+    return value
+
+
+def say_number(value: float) -> str:
+    """81.0 -> "81", 0.333333333 -> "0.333333", 1234567.0 -> "1234567"."""
+    if value == int(value) and abs(value) < 1e15:
+        return str(int(value))
+    return f"{value:.6g}"

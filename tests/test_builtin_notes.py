@@ -1,0 +1,29 @@
+"""notes: real SQLite in WAL mode."""
+
+from __future__ import annotations
+
+import sqlite3
+
+from skills import SkillCall
+
+
+def test_add_then_list(registry, settings):
+    assert registry.dispatch(registry.parse('notes(action="list")')).text == "You have no notes yet."
+    assert registry.dispatch(registry.parse('notes("add", "buy milk")')).text == "Noted: buy milk."
+    assert registry.dispatch(registry.parse('notes(action="add", note="call Åsa 🙂")')).ok
+    listed = registry.dispatch(SkillCall("notes", {"action": "list"}))
+    assert listed.text == "You have 2 notes: 1. buy milk. 2. call Åsa 🙂."
+    with sqlite3.connect(settings.notes_db) as db:
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_add_without_a_note_asks_for_one(registry):
+    result = registry.dispatch(registry.parse('notes(action="add")'))
+    assert not result.ok and "What should I note?" in result.text
+
+
+def test_unwritable_database_path_is_a_clear_failure(registry, settings, tmp_path):
+    (tmp_path / "file").write_text("")
+    settings.notes_db = tmp_path / "file" / "notes.db"
+    result = registry.dispatch(registry.parse('notes(action="list")'))
+    assert not result.ok and "can't open the notes file" in result.text

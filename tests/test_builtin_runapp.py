@@ -1,0 +1,79 @@
+"""runapp: real .desktop files, a real launch, never a shell."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+
+@pytest.fixture
+def apps(settings, tmp_path):
+    folder = tmp_path / "applications"
+    folder.mkdir()
+    marker = tmp_path / "launched"
+
+    def entry(file, name, exec_, extra=""):
+        (folder / file).write_text(f"[Desktop Entry]\nType=Application\nName={name}\nExec={exec_}\n{extra}")
+
+    entry("code.desktop", "Visual Studio Code", f"touch {marker}-code %F", "GenericName=Text Editor\nKeywords=vscode;")
+    entry("org.gnome.Calculator.desktop", "Calculator", f"touch {marker}-calc")
+    entry("xterm.desktop", "XTerm", f"touch {marker}-term", "Categories=System;TerminalEmulator;")
+    entry("firefox.desktop", "Firefox Web Browser", f"touch {marker}-firefox %u", "GenericName=Web Browser")
+    entry("hidden.desktop", "Secret Tool", f"touch {marker}-secret", "NoDisplay=true")
+    entry("broken.desktop", "Broken", "unterminated 'quote")
+    (folder / "garbage.desktop").write_bytes(b"\xff\xfe not an ini file")
+    return marker
+
+
+def _launched(marker, suffix, seconds=3.0):
+    path = marker.parent / f"{marker.name}-{suffix}"
+    end = time.monotonic() + seconds
+    while time.monotonic() < end and not path.exists():
+        time.sleep(0.02)
+    return path.exists()
+
+
+@pytest.mark.parametrize(
+    ("spoken", "name", "suffix"),
+    [
+        ("visual studio code", "Visual Studio Code", "code"),
+        ("vscode", "Visual Studio Code", "code"),
+        ("calculator", "Calculator", "calc"),
+        ("the calculator app", "Calculator", "calc"),
+        ("terminal", "XTerm", "term"),
+        ("Firefox", "Firefox Web Browser", "firefox"),
+        ("firefoks", "Firefox Web Browser", "firefox"),
+    ],
+)
+def test_resolves_and_launches(registry, apps, spoken, name, suffix):
+    result = registry.dispatch(registry.parse(f'runapp(program="{spoken}")'))
+    assert result.ok, result.text
+    assert result.text == f"Opening {name}."
+    assert _launched(apps, suffix)
+
+
+@pytest.mark.parametrize(
+    "spoken", ["firefox; touch /tmp/pwned", "calculator && reboot", "$(rm -rf ~)", "`id`", "code | sh", "a > b"]
+)
+def test_shell_metacharacters_are_refused_and_nothing_runs(registry, apps, spoken):
+    result = registry.dispatch(registry.parse(f"runapp(program={spoken!r})"))
+    assert not result.ok and result.text.startswith(f"I won't open '{spoken}'")
+    time.sleep(0.2)
+    assert not list(apps.parent.glob("launched-*"))
+
+
+def test_unknown_app_names_close_matches(registry, apps):
+    result = registry.dispatch(registry.parse('runapp(program="Firefax Browser Nightly")'))
+    assert not result.ok
+    assert result.text.startswith("I can't find an app called 'Firefax Browser Nightly'. Did you mean Firefox")
+
+
+def test_hidden_entries_are_not_opened(registry, apps):
+    result = registry.dispatch(registry.parse('runapp(program="Secret Tool")'))
+    assert not result.ok
+
+
+def test_no_apps_at_all(registry):
+    result = registry.dispatch(registry.parse('runapp(program="firefox")'))
+    assert not result.ok and "skills.runapp.app_dirs" in result.text

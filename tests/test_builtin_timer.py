@@ -1,0 +1,34 @@
+"""timer and cancel_timer: real threads, real callbacks."""
+
+from __future__ import annotations
+
+import time
+
+from skills import SkillCall
+
+
+def _wait_for(predicate, seconds=3.0):
+    end = time.monotonic() + seconds
+    while time.monotonic() < end and not predicate():
+        time.sleep(0.02)
+    return predicate()
+
+
+def test_a_timer_fires_its_notification(registry, notified):
+    result = registry.dispatch(registry.parse('timer(duration="1 second")'))
+    assert result.ok and result.text == "Timer set for 1 second."
+    assert _wait_for(lambda: notified == ["Your 1 second timer is done."])
+
+
+def test_cancel_stops_running_timers(registry, notified):
+    registry.dispatch(registry.parse('timer(duration="one second")'))
+    registry.dispatch(registry.parse('timer(duration="90 seconds")'))
+    assert registry.dispatch(SkillCall("cancel_timer")).text == "Cancelled 2 timers."
+    time.sleep(1.3)
+    assert notified == []
+    assert registry.dispatch(SkillCall("cancel_timer")).text == "There are no timers running."
+
+
+def test_unreadable_duration_fails_clearly(registry):
+    result = registry.dispatch(registry.parse('timer(duration="a while")'))
+    assert not result.ok and "couldn't read a duration in 'a while'" in result.text

@@ -1,0 +1,84 @@
+"""The skillcall CLI: exit codes and one-line errors, via typer's CliRunner."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from assistant.cli import app
+
+runner = CliRunner()
+
+
+def test_skills_lists_the_ten():
+    result = runner.invoke(app, ["skills"])
+    assert result.exit_code == 0
+    assert "weather(location: str | None = None)" in result.stdout
+    assert result.stdout.count("(") >= 10
+    rows = [json.loads(line) for line in runner.invoke(app, ["skills", "--json"]).stdout.splitlines()]
+    assert len(rows) == 10 and {r["name"] for r in rows} >= {"weather", "other", "cancel_timer"}
+
+
+def test_call_prints_the_reply():
+    result = runner.invoke(app, ["call", 'math(question="nine times nine")'])
+    assert result.exit_code == 0
+    assert result.stdout == "nine times nine is 81\n"
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        ('wether(location="Oslo")', "did you mean 'weather'?"),
+        ("timer()", "timer needs duration"),
+        ("weather(location=3)", "location must be text"),
+        ("__import__('os').system('id')", "only a bare skill name may be called"),
+        ('math(question="banana")', "found no numbers"),
+        ('runapp(program="x; rm -rf ~")', "I won't open"),
+        ("weather(", "not a call"),
+    ],
+)
+def test_bad_calls_exit_1_with_one_line(call, message):
+    result = runner.invoke(app, ["call", call])
+    assert result.exit_code == 1
+    assert result.stdout == ""
+    assert result.stderr.count("\n") == 1 and message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_notes_round_trip_through_the_cli():
+    assert runner.invoke(app, ["call", 'notes(action="add", note="water the plants")']).stdout == "Noted: water the plants.\n"
+    assert "1. water the plants." in runner.invoke(app, ["call", 'notes(action="list")']).stdout
+
+
+def test_user_skill_problems_are_warned_not_fatal(tmp_path, monkeypatch):
+    folder = tmp_path / "user-skills"
+    folder.mkdir()
+    (folder / "bad.py").write_text("this is not python\n")
+    result = runner.invoke(app, ["skills"])
+    assert result.exit_code == 0
+    assert "warning: skill file" in result.stderr and "bad.py" in result.stderr
+
+
+def test_config_shows_file_and_env_overrides(tmp_path, monkeypatch):
+    (tmp_path / "config.toml").write_text('[skills]\nhome_location = "Oslo"\n[skills.news]\nmax_headlines = 3\n')
+    monkeypatch.setenv("SKILLCALL_SKILLS__NEWS__MAX_HEADLINES", "7")
+    result = runner.invoke(app, ["config"])
+    assert result.exit_code == 0
+    header, body = result.stdout.split("\n", 1)
+    assert header == f"# {tmp_path / 'config.toml'}"
+    config = json.loads(body)
+    assert config["skills"]["home_location"] == "Oslo"
+    assert config["skills"]["news"]["max_headlines"] == 7
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [("[skills\n", "cannot read the config file"), ('[skills]\ntimeout_s = "soon"\n', "skills.timeout_s"),
+     ("unknown_key = 1\n", "unknown_key")],
+)  # fmt: skip
+def test_a_bad_config_file_is_one_line(tmp_path, text, message):
+    (tmp_path / "config.toml").write_text(text)
+    result = runner.invoke(app, ["call", "other()"])
+    assert result.exit_code == 1 and message in result.stderr and result.stderr.count("\n") == 1

@@ -1,0 +1,164 @@
+"""@skill, loading skill files (built-in and user), validation and isolated, time-bounded dispatch."""
+
+from __future__ import annotations
+
+import textwrap
+import time
+
+import pytest
+
+from skills import (
+    CallError,
+    Registry,
+    SkillCall,
+    SkillContext,
+    SkillDefinitionError,
+    SkillSettings,
+    load_registry,
+    skill,
+)
+
+BUILTINS = ["ask", "math", "news", "notes", "other", "runapp", "timecheck", "timer", "cancel_timer", "weather"]
+
+
+def test_the_ten_builtins_load_with_their_contract_signatures(registry):
+    assert sorted(registry.names) == sorted(BUILTINS)
+    assert not registry.problems
+    signatures = {s.name: s.signature for s in registry}
+    assert signatures == {
+        "weather": "weather(location: str | None = None)",
+        "timecheck": "timecheck(location: str | None = None)",
+        "timer": "timer(duration: str)",
+        "cancel_timer": "cancel_timer()",
+        "math": "math(question: str)",
+        "notes": "notes(action: Literal['add', 'list'], note: str | None = None)",
+        "news": "news(topic: str | None = None)",
+        "runapp": "runapp(program: str)",
+        "ask": "ask(question: str)",
+        "other": "other()",
+    }
+    assert all(s.description and "\n" not in s.description for s in registry)
+    assert registry.get("runapp").risky
+
+
+def test_json_schema_hides_the_context_parameter(registry):
+    schema = registry.get("notes").json_schema()
+    assert set(schema["properties"]) == {"action", "note"}
+    assert schema["required"] == ["action"]
+    assert schema["properties"]["action"]["enum"] == ["add", "list"]
+    assert schema["additionalProperties"] is False
+    tool = registry.get("weather").tool()
+    assert tool["function"]["name"] == "weather"
+    assert "context" not in tool["function"]["parameters"]["properties"]
+
+
+def _write(folder, name, source):
+    folder.mkdir(exist_ok=True)
+    (folder / name).write_text(textwrap.dedent(source))
+
+
+def test_user_skills_load_and_a_broken_file_is_reported_and_left_out(tmp_path, settings):
+    folder = tmp_path / "mine"
+    _write(folder, "greet.py", '''
+        from skills import skill
+
+        @skill
+        def greet(name: str, times: int = 1) -> str:
+            """Say hello to someone."""
+            return " ".join([f"Hello {name}!"] * times)
+    ''')
+    _write(folder, "broken.py", "def oops(:\n")
+    _write(folder, "exits.py", "import sys\nsys.exit(3)\n")
+    _write(folder, "_private.py", "raise RuntimeError('never imported')\n")
+    registry = load_registry(SkillContext(settings), folder)
+    assert "greet" in registry and "weather" in registry
+    assert sorted(p.path.name for p in registry.problems) == ["broken.py", "exits.py"]
+    assert "SyntaxError" in str(registry.problems[0])
+    result = registry.dispatch(registry.parse('greet("Ada", times=2)'))
+    assert result.ok and result.text == "Hello Ada! Hello Ada!"
+
+
+def test_a_user_skill_named_like_a_builtin_is_refused(tmp_path, settings):
+    _write(tmp_path / "mine", "weather.py", '''
+        from skills import skill
+
+        @skill
+        def weather(location: str) -> str:
+            """Shadow the built-in."""
+            return "sunny"
+    ''')
+    registry = load_registry(SkillContext(settings), tmp_path / "mine")
+    assert "already loaded" in registry.problems[0].message
+    assert registry.get("weather").source.endswith("builtin/weather.py")
+
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        ("def f(x: int) -> int:\n    return x", "has no docstring"),
+        ('def f(x) -> int:\n    """Doc."""', "needs a type hint"),
+        ('def f(*args: int) -> int:\n    """Doc."""', "plain keyword parameter"),
+        ('def _f() -> int:\n    """Doc."""', "public Python identifier"),
+    ],
+)
+def test_functions_that_cannot_be_skills_are_rejected(source, message):
+    namespace: dict = {}
+    exec(source, namespace)  # test-only: defines the function under test
+    with pytest.raises(SkillDefinitionError, match=message):
+        skill(namespace[[k for k in namespace if k.lstrip("_") == "f"][0]])
+
+
+def test_not_spans_must_name_real_parameters():
+    def f(query: str) -> str:
+        """Doc."""
+        return query
+
+    assert skill(not_spans=("query",))(f).__skill__.parameters[0].span is False
+    with pytest.raises(SkillDefinitionError, match="unknown parameters"):
+        skill(not_spans=("nope",))(f)
+
+
+def _registry_with(*functions) -> Registry:
+    registry = Registry(SkillContext(SkillSettings(timeout_s=0.5)))
+    for fn in functions:
+        registry.add(skill(fn).__skill__)
+    return registry
+
+
+def test_dispatch_isolates_a_skill_that_raises():
+    def explode() -> str:
+        """Raise."""
+        raise ZeroDivisionError("boom")
+
+    result = _registry_with(explode).dispatch(SkillCall("explode"))
+    assert not result.ok
+    assert result.text == "explode failed: ZeroDivisionError: boom"
+
+
+def test_dispatch_gives_up_on_a_skill_that_hangs():
+    def hang() -> str:
+        """Sleep forever."""
+        while True:
+            time.sleep(0.05)
+
+    start = time.monotonic()
+    result = _registry_with(hang).dispatch(SkillCall("hang"))
+    assert time.monotonic() - start < 3
+    assert not result.ok and "did not finish within 0.5 s" in result.text
+
+
+def test_dispatch_validates_calls_built_by_hand(registry):
+    result = registry.dispatch(SkillCall("weather", {"location": 3}))
+    assert not result.ok and "location must be text" in result.text
+    result = registry.dispatch(SkillCall("nope"))
+    assert not result.ok and "unknown skill" in result.text
+
+
+def test_duplicate_add_is_an_error(registry):
+    with pytest.raises(SkillDefinitionError, match="already loaded"):
+        registry.add(registry.get("weather"))
+
+
+def test_get_unknown_skill_suggests(registry):
+    with pytest.raises(CallError, match="did you mean 'timer'"):
+        registry.get("timre")

@@ -1,0 +1,62 @@
+"""Spoken numbers, durations and arithmetic."""
+
+from __future__ import annotations
+
+import pytest
+
+from skills import SkillFailed
+from skills.spoken import evaluate, parse_duration, read_number, say_duration, say_number, tokenize
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [("one hundred and twenty three", 123), ("twenty-five", 25), ("a thousand", 1000), ("1,000", 1000),
+     ("two point five", 2.5), ("3.5", 3.5), ("three thousand four hundred", 3400), ("zero", 0)],
+)  # fmt: skip
+def test_read_number(text, value):
+    assert read_number(tokenize(text), 0)[0] == value
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        ("5 minutes", 300), ("one hour and ten minutes", 4200), ("90 seconds", 90), ("half an hour", 1800),
+        ("an hour", 3600), ("20 minute", 1200), ("an hour and a half", 5400), ("one and a half hours", 5400),
+        ("1.5 hours", 5400), ("5 minutes and 10 seconds", 310), ("a quarter of an hour", 900),
+        ("three quarters of an hour", 2700), ("two hours, 30 minutes and 15 seconds", 9015), ("10-minute", 600),
+        ("a couple of minutes", 120), ("45 secs", 45), ("twenty five minutes", 1500),
+    ],
+)  # fmt: skip
+def test_parse_duration(text, seconds):
+    assert parse_duration(text) == seconds
+
+
+def test_unreadable_durations():
+    for text in ("", "soon", "minutes", "zero seconds"):
+        with pytest.raises(SkillFailed):
+            parse_duration(text)
+
+
+def test_say_duration():
+    assert say_duration(4210) == "1 hour 10 minutes 10 seconds"
+    assert say_duration(60) == "1 minute"
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("nine times nine", 81), ("15 percent of 80", 12), ("square root of 16", 4), ("2 to the power of 10", 1024),
+        ("3.5 plus 2.25", 5.75), ("seven squared", 49), ("5 cubed", 125), ("six by seven", 42),
+        ("12 divided by 4", 3), ("10 over 4", 2.5), ("100 minus 7 times 3", 79), ("15% of 80", 12),
+        ("multiply 23 by 7", 161), ("divide 100 by 4", 25), ("add 15 and 27", 42), ("subtract 8 from 50", 42),
+        ("two to the eighth power", 256), ("cube root of 27", 3), ("-5 plus 3", -2), ("half of 10", 5),
+        ("20% of $86", 17.2), ("2 × 3 ÷ 4", 1.5), ("zero point five times 4", 2), ("the square root of 144", 12),
+    ],
+)  # fmt: skip
+def test_evaluate(text, value):
+    assert evaluate(text) == pytest.approx(value)
+
+
+def test_say_number():
+    assert say_number(81.0) == "81"
+    assert say_number(1 / 3) == "0.333333"
