@@ -12,6 +12,7 @@ import platformdirs
 from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
+from finetune.examples import EXAMPLES_DIR
 from skills import SkillcallError, SkillSettings
 
 
@@ -34,7 +35,15 @@ class Config(BaseSettings):
         default_factory=lambda: Path(platformdirs.user_config_dir("skillcall")) / "skills",
         description="Folder of your own skill files (*.py), loaded after the built-ins.",
     )
+    examples_dir: Path = Field(
+        default_factory=lambda: EXAMPLES_DIR,
+        description="Folder of the example files (<skill>_examples.txt); skills_dir is read for more.",
+    )
     skills: SkillSettings = Field(default_factory=SkillSettings)
+
+    def example_dirs(self) -> list[Path]:
+        """Where example files are read from: the examples folder, then your skills folder."""
+        return [self.examples_dir, self.skills_dir]
 
     @classmethod
     def settings_customise_sources(

@@ -44,8 +44,8 @@ class Parameter:
     name: str
     annotation: Any
     default: Any = _EMPTY
-    span: bool = True
-    """String values are spans of the utterance (DESIGN); the router may constrain them to be."""
+    span: bool = False
+    """A text parameter whose values are spans of the utterance (DESIGN); the router constrains them to be."""
 
     @property
     def required(self) -> bool:
@@ -133,7 +133,8 @@ def _build_skill(fn: Callable[..., Any], *, risky: bool, timeout_s: float | None
         if hints[p.name] is SkillContext:
             context_parameter = p.name
             continue
-        params.append(Parameter(p.name, hints[p.name], p.default, span=p.name not in not_spans))
+        span = _is_text(hints[p.name]) and p.name not in not_spans
+        params.append(Parameter(p.name, hints[p.name], p.default, span=span))
     unknown = set(not_spans) - {p.name for p in params}
     if unknown:
         raise SkillDefinitionError(f"skill {name}: not_spans names unknown parameters {sorted(unknown)}")
@@ -355,6 +356,16 @@ def _explain(found: Skill, exc: ValidationError) -> str:
         else:
             reasons.append(f"{where}: {error['msg']}")
     return "; ".join(dict.fromkeys(reasons)) + f" — use {found.signature}"
+
+
+def _is_text(annotation: Any) -> bool:
+    """``str`` or ``str | None``: free text, which DESIGN says the router copies from the utterance."""
+    if annotation is str:
+        return True
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        args = set(typing.get_args(annotation))
+        return str in args and args <= {str, type(None)}
+    return False
 
 
 def _type_name(annotation: Any) -> str:

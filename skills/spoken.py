@@ -39,9 +39,12 @@ def read_number(tokens: list[str], i: int) -> tuple[float, int] | None:
     token = tokens[i]
     if token[0].isdigit() or token[0] == ".":
         try:
-            return float(token), i + 1
+            value = float(token)
         except ValueError:
             return None
+        if tokens[i + 1 : i + 2] == ["point"] and i + 2 < len(tokens) and tokens[i + 2].isdigit():  # "1 point 5"
+            return float(f"{token}.{tokens[i + 2]}"), i + 3
+        return value, i + 1
     if token in ("a", "an") and i + 1 < len(tokens) and tokens[i + 1] in _SCALES:
         i += 1
         token = tokens[i]

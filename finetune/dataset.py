@@ -1,0 +1,114 @@
+"""Example files -> ``train.jsonl``, ``validation.jsonl``, ``test.jsonl``: stratified, deduplicated, deterministic."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from skills import SkillcallError
+
+from .examples import ExampleSet, utterance_key
+
+SPLITS = ("train", "validation", "test")
+
+
+class DatasetError(SkillcallError):
+    """The examples cannot make a dataset (invalid rows, too few for a split)."""
+
+
+@dataclass(frozen=True)
+class DatasetOptions:
+    """How ``build_dataset`` splits the examples."""
+
+    out: Path = Path("data")
+    """Folder the three JSONL files are written to."""
+    seed: int = 0
+    """Same seed, same examples -> byte-identical files."""
+    validation: float = 0.1
+    """Share of each skill's rows in validation."""
+    test: float = 0.1
+    """Share of each skill's rows in test."""
+
+
+@dataclass
+class DatasetResult:
+    paths: dict[str, Path]
+    counts: dict[str, dict[str, int]] = field(default_factory=dict)
+    """skill -> split -> rows."""
+    removed: int = 0
+    """Near-duplicate rows dropped (same utterance after case and punctuation)."""
+    fingerprint: str = ""
+
+
+def split_rows(example_set: ExampleSet, options: DatasetOptions) -> tuple[dict[str, list[dict]], DatasetResult]:
+    """The rows of each split, before anything is written."""
+    invalid = [p for p in example_set.problems if p.kind == "invalid"]
+    if invalid:
+        raise DatasetError(f"{len(invalid)} problem(s) in the example files, first: {invalid[0]}; "
+                           "run `skillcall examples check`")  # fmt: skip
+    by_skill: dict[str, list[dict]] = {}
+    seen: set[str] = set()
+    removed = 0
+    for skill, example in example_set.rows():
+        key = utterance_key(example.text)
+        if key in seen:
+            removed += 1
+            continue
+        seen.add(key)
+        by_skill.setdefault(skill, []).append({"text": example.text, "call": example.call, "skill": skill})
+    splits: dict[str, list[dict]] = {name: [] for name in SPLITS}
+    counts: dict[str, dict[str, int]] = {}
+    for skill in sorted(by_skill):
+        rows = sorted(by_skill[skill], key=lambda r: (r["text"], r["call"]))
+        random.Random(f"{options.seed}:{skill}").shuffle(rows)
+        n_test = round(len(rows) * options.test)
+        n_validation = round(len(rows) * options.validation)
+        if len(rows) - n_test - n_validation < 1:
+            raise DatasetError(f"skill {skill} has only {len(rows)} example(s); write more in {skill}_examples.txt")
+        parts = {"test": rows[:n_test], "validation": rows[n_test : n_test + n_validation],
+                 "train": rows[n_test + n_validation :]}  # fmt: skip
+        for name in SPLITS:
+            splits[name] += parts[name]
+        counts[skill] = {name: len(parts[name]) for name in SPLITS}
+    for name in SPLITS:
+        random.Random(f"{options.seed}:{name}").shuffle(splits[name])
+    return splits, DatasetResult({}, counts, removed, example_set.fingerprint())
+
+
+def build_dataset(example_set: ExampleSet, options: DatasetOptions) -> DatasetResult:
+    """The front door: split and write the three files atomically."""
+    splits, result = split_rows(example_set, options)
+    options.out.mkdir(parents=True, exist_ok=True)
+    for name, rows in splits.items():
+        path = options.out / f"{name}.jsonl"
+        fd, temp = tempfile.mkstemp(dir=options.out, prefix=f".{name}.", suffix=".tmp")
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
+            handle.writelines(json.dumps(row, ensure_ascii=False, sort_keys=True) + "\n" for row in rows)
+        os.replace(temp, path)
+        result.paths[name] = path
+    return result
+
+
+def read_jsonl(path: Path, required: tuple[str, ...] = ("text",)) -> list[dict]:
+    """Rows of a JSONL file; a bad line raises ``DatasetError`` naming file and line."""
+    rows = []
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DatasetError(f"cannot read {path}: {exc}") from None
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except ValueError as exc:
+            raise DatasetError(f"{path}:{number}: not JSON ({exc})") from None
+        missing = [key for key in required if not isinstance(row, dict) or not isinstance(row.get(key), str)]
+        if missing:
+            raise DatasetError(f"{path}:{number}: each row needs text field(s) {missing}")
+        rows.append(row)
+    return rows

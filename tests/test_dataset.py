@@ -1,0 +1,76 @@
+"""skillcall dataset: stratified, deterministic, deduplicated splits."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+
+import pytest
+
+from finetune.dataset import DatasetError, DatasetOptions, build_dataset, read_jsonl
+from finetune.examples import EXAMPLES_DIR, load_examples
+from finetune.examples import utterance_key
+
+
+@pytest.fixture
+def example_set(registry):
+    return load_examples([EXAMPLES_DIR], registry)
+
+
+def test_splits_are_stratified_and_disjoint(example_set, tmp_path):
+    result = build_dataset(example_set, DatasetOptions(tmp_path))
+    rows = {name: read_jsonl(path, ("text", "call", "skill")) for name, path in result.paths.items()}
+    total = sum(len(r) for r in rows.values())
+    assert total == sum(example_set.counts().values())
+    for skill, count in example_set.counts().items():
+        split = result.counts[skill]
+        assert split["test"] == round(count * 0.1) and split["validation"] == round(count * 0.1)
+        assert Counter(r["skill"] for r in rows["train"])[skill] == split["train"]
+    keys = {name: {utterance_key(r["text"]) for r in part} for name, part in rows.items()}
+    assert not keys["train"] & keys["test"] and not keys["train"] & keys["validation"]
+    assert not keys["validation"] & keys["test"]
+
+
+def test_same_seed_same_bytes_other_seed_other_order(example_set, tmp_path):
+    first = build_dataset(example_set, DatasetOptions(tmp_path / "a", seed=7))
+    again = build_dataset(example_set, DatasetOptions(tmp_path / "b", seed=7))
+    other = build_dataset(example_set, DatasetOptions(tmp_path / "c", seed=8))
+    for name in ("train", "validation", "test"):
+        assert first.paths[name].read_bytes() == again.paths[name].read_bytes()
+    assert first.paths["test"].read_bytes() != other.paths["test"].read_bytes()
+    assert first.fingerprint == other.fingerprint
+
+
+def test_near_duplicates_are_removed(registry, tmp_path):
+    folder = tmp_path / "ex"
+    folder.mkdir()
+    rows = "".join(f"\n### User: Weather in city {i}?\n### Assistant: weather(location=\"city {i}\")\n" for i in range(20))
+    (folder / "weather_examples.txt").write_text(
+        "#### Prompt:\nweather.\n\n#### Prompt Examples:\n\n#### Examples:\n" + rows
+        + "\n### User: weather in CITY 3\n### Assistant: weather(location=\"CITY 3\")\n"
+    )
+    result = build_dataset(load_examples([folder], registry), DatasetOptions(tmp_path / "out"))
+    assert result.removed == 1
+    assert sum(result.counts["weather"].values()) == 20
+
+
+def test_invalid_examples_stop_the_build(registry, tmp_path):
+    folder = tmp_path / "ex"
+    folder.mkdir()
+    (folder / "timer_examples.txt").write_text(
+        "#### Prompt:\ntimer.\n\n#### Prompt Examples:\n\n#### Examples:\n\n### User: hi\n### Assistant: timer()\n"
+    )
+    with pytest.raises(DatasetError, match="timer needs duration"):
+        build_dataset(load_examples([folder], registry), DatasetOptions(tmp_path / "out"))
+
+
+def test_read_jsonl_names_the_bad_line(tmp_path):
+    path = tmp_path / "rows.jsonl"
+    path.write_text('{"text": "a"}\n\n{"text": 3}\n')
+    with pytest.raises(DatasetError, match=r"rows.jsonl:3: each row needs text"):
+        read_jsonl(path)
+    path.write_text('{"text": "a"}\nnot json\n')
+    with pytest.raises(DatasetError, match=r"rows.jsonl:2: not JSON"):
+        read_jsonl(path)
+    path.write_text(json.dumps({"text": "a", "extra": 1}) + "\n")
+    assert read_jsonl(path) == [{"text": "a", "extra": 1}]

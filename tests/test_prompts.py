@@ -1,0 +1,53 @@
+"""Prompt templates: one renderer for training rows and serving prompts."""
+
+from __future__ import annotations
+
+import pytest
+
+from finetune.prompts import MAX_UTTERANCE_CHARS, PromptError, load_template, skills_text
+
+
+@pytest.mark.parametrize("family", ["chatml", "mistral", "llama2", "alpaca"])
+def test_every_family_renders_prompt_then_completion(family, registry):
+    template = load_template(family)
+    prefix, utterance, suffix = template.parts("  What's the\nweather in Oslo?  ", skills_text(registry, "names"))
+    assert utterance == "What's the weather in Oslo?"
+    assert "weather(location?)" in prefix and "Turn the user's words" in prefix
+    rendered = template.render("What's the weather in Oslo?", skills_text(registry, "names"))
+    assert rendered == prefix + utterance + suffix
+    assert template.render_completion('weather(location="Oslo")').strip().startswith('weather(location="Oslo")')
+    assert template.stop
+
+
+def test_chatml_exact_text():
+    template = load_template("chatml")
+    assert template.render("hi") + template.render_completion("other()") == (
+        "<|im_start|>system\nTurn the user's words into one skill call.<|im_end|>\n"
+        "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\nother()<|im_end|>"
+    )
+
+
+def test_the_prefix_does_not_depend_on_the_utterance():
+    template = load_template("chatml")
+    assert template.render("a").startswith(template.prefix()) and template.render("b").startswith(template.prefix())
+
+
+def test_enormous_utterances_are_cut():
+    assert len(load_template().parts("word " * 10_000)[1]) == MAX_UTTERANCE_CHARS
+
+
+def test_skill_lists(registry):
+    assert skills_text(registry, "none") == ""
+    assert skills_text(registry, "names").startswith("Skills: ")
+    full = skills_text(registry, "full", {"weather": 'weather(location="[location]") the weather.'})
+    assert 'weather(location="[location]") the weather.' in full.splitlines()
+    assert "timer(duration: str) Start a countdown" in full
+
+
+def test_unknown_and_malformed_templates(tmp_path):
+    with pytest.raises(PromptError, match="use one of alpaca, chatml, llama2, mistral"):
+        load_template("gpt5")
+    bad = tmp_path / "bad.toml"
+    bad.write_text('system = "x"\nbefore = "{nope}"\nafter = ""\ncompletion = "{call}"\n')
+    with pytest.raises(PromptError, match="malformed"):
+        load_template(bad)
