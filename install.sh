@@ -21,7 +21,16 @@ fi
 
 python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
-# llama-cpp-python builds from source; these flags skip parts skillcall does not use (about 7 min on 1 core).
-export CMAKE_ARGS="${CMAKE_ARGS:--DLLAVA_BUILD=OFF -DGGML_CCACHE=OFF}"
+# llama-cpp-python builds from source (about 6 min on one core). LLAVA/ccache off: parts skillcall does not use.
+# On x86-64 the CPU features are named instead of -march=native: on virtual machines that advertise AMX but do
+# not enable it (this project's CI among them) a native build dies with "Illegal instruction". AVX2/FMA/F16C
+# cover every x86-64 CPU of the last decade. Set CMAKE_ARGS yourself to override.
+if [ -z "${CMAKE_ARGS:-}" ]; then
+    CMAKE_ARGS="-DLLAVA_BUILD=OFF -DGGML_CCACHE=OFF"
+    if [ "$(uname -m)" = "x86_64" ]; then
+        CMAKE_ARGS="$CMAKE_ARGS -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON"
+    fi
+fi
+export CMAKE_ARGS
 .venv/bin/python -m pip install -q -e '.[train,dev]'
 echo "skillcall installed: .venv/bin/skillcall --help"

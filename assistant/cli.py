@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -151,7 +151,7 @@ def generate_command(
     skill: Annotated[str, typer.Option("--skill", help="Skill to write examples for.")],
     n: Annotated[int, typer.Option("-n", min=1, help="How many new valid rows to append.")] = 20,
     model: Annotated[str, typer.Option(help="Chat model name.")] = "gpt-4o-mini",
-    base_url: Annotated[Optional[str], typer.Option(help="OpenAI-compatible base URL (default: OpenAI).")] = None,
+    base_url: Annotated[str | None, typer.Option(help="OpenAI-compatible base URL (default: OpenAI).")] = None,
     batch_size: Annotated[int, typer.Option(min=1, max=50, help="Rows asked for per request.")] = 10,
 ) -> None:
     """Ask a chat model (function calling) for new examples of a skill; append the valid, new ones."""
@@ -176,6 +176,150 @@ def generate_command(
         raise _fail(f"only {len(result.added)} of {n} rows were valid and new; run again for more")
 
 
+def _router(config, registry, **overrides):
+    """The configured router (loaded once per command), warning when the examples changed since training."""
+    from finetune.examples import load_examples
+
+    from .routers import load_router
+
+    options = config.router.model_copy(update={k: v for k, v in overrides.items() if v is not None})
+    fingerprint = load_examples(config.example_dirs(), registry).fingerprint() if options.kind != "openai" else None
+    return load_router(options, registry, fingerprint)
+
+
+@app.command("route")
+def route_command(
+    text: Annotated[list[str] | None, typer.Argument(help="Utterances; each is routed on its own.")] = None,
+    jsonl: Annotated[Path | None, typer.Option("--jsonl", help='Rows {"text": ...}; prints them with "call".')] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per utterance, with timings.")] = False,
+    router: Annotated[str | None, typer.Option(help="llama.cpp, transformers or openai (default: config).")] = None,
+) -> None:
+    """Text -> canonical skill call, one per line."""
+    from finetune.dataset import read_jsonl
+
+    if not text and jsonl is None:
+        raise _fail("give utterances or --jsonl FILE", 2)
+    try:
+        config = _config()
+        registry = _registry(config)
+        rows = read_jsonl(jsonl) if jsonl else [{"text": t} for t in text or []]
+        routing = _router(config, registry, kind=router)
+    except SkillcallError as exc:
+        raise _fail(str(exc)) from None
+    for row in rows:
+        result = routing.route_result(row["text"])
+        if jsonl:
+            typer.echo(json.dumps({**row, "call": str(result.call)}, ensure_ascii=False))
+        elif as_json:
+            typer.echo(json.dumps({"text": row["text"], "call": str(result.call), "raw": result.raw,
+                                   "ms": round(1000 * result.seconds, 1), "prompt_tokens": result.prompt_tokens,
+                                   "generated_tokens": result.generated_tokens,
+                                   "forced_tokens": result.forced_tokens, "fallback": result.reason},
+                                  ensure_ascii=False))  # fmt: skip
+        else:
+            typer.echo(str(result.call))
+
+
+@app.command("run")
+def run_command(text: Annotated[list[str], typer.Argument(help="What you would say.")]) -> None:
+    """Route the text and run the skill; print the reply."""
+    try:
+        config = _config()
+        registry = _registry(config)
+        call = _router(config, registry).route(" ".join(text))
+    except SkillcallError as exc:
+        raise _fail(str(exc)) from None
+    result = registry.dispatch(call)
+    typer.echo(f"-> {call}", err=True)
+    if not result.ok:
+        raise _fail(result.text)
+    if result.text:
+        typer.echo(result.text)
+
+
+@app.command("train")
+def train_command(
+    data: Annotated[Path, typer.Option(help="Folder with the splits from `skillcall dataset`.")] = Path("data"),
+    out: Annotated[Path | None, typer.Option(help="Router folder to write (default: the shipped router/).")] = None,
+    base: Annotated[str | None, typer.Option(help="Base model: .gguf path or HF model (default: bundled).")] = None,
+    epochs: Annotated[float, typer.Option(help="Passes over the training rows.")] = 2.0,
+    max_steps: Annotated[int | None, typer.Option(help="Stop after this many steps.")] = None,
+    batch_size: Annotated[int, typer.Option(help="Rows per step.")] = 8,
+    learning_rate: Annotated[float, typer.Option("--lr", help="Peak learning rate.")] = 1.5e-3,
+    rank: Annotated[int, typer.Option("--rank", help="LoRA rank.")] = 16,
+    template: Annotated[str, typer.Option(help="Prompt template family.")] = "chatml",
+    seed: Annotated[int, typer.Option(help="Seed for order, init, dropout.")] = 0,
+    resume: Annotated[bool, typer.Option(help="Continue from OUT/checkpoint.")] = False,
+    four_bit: Annotated[bool, typer.Option("--4bit", help="QLoRA via bitsandbytes (CUDA only).")] = False,
+    max_train_rows: Annotated[int | None, typer.Option(help="Train on a subset (quick runs).")] = None,
+) -> None:
+    """LoRA fine-tune of the router on the dataset, then export for llama.cpp."""
+    from finetune.train import LoraOptions, TrainOptions, train
+
+    try:
+        options = TrainOptions(
+            data=data, epochs=epochs, max_steps=max_steps, batch_size=batch_size, learning_rate=learning_rate,
+            template=template, seed=seed, resume=resume, four_bit=four_bit, max_train_rows=max_train_rows,
+            progress=True, lora=LoraOptions(r=rank, alpha=2 * rank),
+            **({"out": out} if out else {}), **({"base": base} if base else {}),
+        )  # fmt: skip
+        result = train(options, _registry(_config()))
+    except SkillcallError as exc:
+        raise _fail(str(exc)) from None
+    metrics, training = result.card["metrics"], result.card["training"]
+    typer.echo(f"router written to {result.out}: validation call accuracy {metrics['validation_call_accuracy']:.3f}, "
+               f"{training['steps']} steps in {training['seconds']:.0f} s")  # fmt: skip
+
+
+@app.command("eval")
+def eval_command(
+    data: Annotated[Path | None, typer.Option(help='Rows {"text", "call"} (default: the test split).')] = None,
+    router: Annotated[str | None, typer.Option(help="llama.cpp, transformers or openai (default: config).")] = None,
+    base: Annotated[bool, typer.Option(help="Also evaluate the untuned base with the same prompt.")] = True,
+    out: Annotated[Path, typer.Option(help="Folder for the confusion-matrix PNGs.")] = Path("eval"),
+    show_misses: Annotated[int, typer.Option(help="How many misses to list.")] = 20,
+) -> None:
+    """Accuracy (exact call, skill, arguments), per-skill table, confusion PNG, latency; tuned vs untuned base."""
+    from finetune.dataset import DatasetOptions, read_jsonl, split_rows
+    from finetune.evaluate import evaluate, plot_confusion
+    from finetune.examples import load_examples
+
+    try:
+        config = _config()
+        registry = _registry(config)
+        if data is not None:
+            rows = read_jsonl(data, ("text", "call"))
+        else:
+            rows = split_rows(load_examples(config.example_dirs(), registry), DatasetOptions())[0]["test"]
+        reports = {}
+        tuned = _router(config, registry, kind=router)
+        reports[f"{tuned.name} (tuned)" if tuned.card else tuned.name] = evaluate(tuned, rows, registry)
+        if base and tuned.card:
+            untuned = _router(config, registry, kind=router, router_dir=None,
+                              template=tuned.card.get("template"), skill_list=tuned.card.get("skill_list"))  # fmt: skip
+            reports[f"{untuned.name} (untuned base)"] = evaluate(untuned, rows, registry)
+    except SkillcallError as exc:
+        raise _fail(str(exc)) from None
+    names = list(reports)
+    typer.echo(f"{len(rows)} rows" + (f" from {data}" if data else " (test split of the example files)"))
+    typer.echo(f"{'':24}" + "".join(f"{n:>28}" for n in names))
+    for label, key in (("exact-call accuracy", "exact_accuracy"), ("skill-name accuracy", "skill_accuracy"),
+                       ("argument accuracy", "argument_accuracy"), ("latency p50 (ms)", "latency_p50_ms"),
+                       ("latency p95 (ms)", "latency_p95_ms")):  # fmt: skip
+        typer.echo(f"{label:24}" + "".join(f"{reports[n].summary()[key]:>28}" for n in names))
+    typer.echo("\nper skill (rows, exact, right skill):")
+    first = reports[names[0]]
+    for skill in sorted(first.per_skill):
+        cells = "".join(f"{str(tuple(reports[n].per_skill[skill][k] for k in ('rows', 'exact', 'skill'))):>28}"
+                        for n in names)  # fmt: skip
+        typer.echo(f"{skill:24}{cells}")
+    for name, report in reports.items():
+        slug = "".join(c if c.isalnum() else "-" for c in name).strip("-")
+        typer.echo(f"confusion matrix: {plot_confusion(report, out / f'confusion-{slug}.png', name)}")
+    for miss in first.misses[:show_misses]:
+        typer.echo(f"miss: {miss.text!r}: expected {miss.expected}, got {miss.got}")
+
+
 def _examples_folder(config, registry, skill: str) -> Path:
     """Where a skill's example file lives: where it already is, else beside the skill (built-in or yours)."""
     from finetune.examples import SUFFIX
@@ -188,7 +332,7 @@ def _examples_folder(config, registry, skill: str) -> Path:
     return config.examples_dir if source.parent == BUILTIN_DIR else config.skills_dir
 
 
-def main(argv: Optional[list[str]] = None) -> None:
+def main(argv: list[str] | None = None) -> None:
     app(args=argv)
 
 

@@ -15,6 +15,8 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from finetune.examples import EXAMPLES_DIR
 from skills import SkillcallError, SkillSettings
 
+from .routers import RouterOptions
+
 
 class ConfigError(SkillcallError):
     """The configuration file or an override is invalid."""
@@ -40,6 +42,7 @@ class Config(BaseSettings):
         description="Folder of the example files (<skill>_examples.txt); skills_dir is read for more.",
     )
     skills: SkillSettings = Field(default_factory=SkillSettings)
+    router: RouterOptions = Field(default_factory=RouterOptions)
 
     def example_dirs(self) -> list[Path]:
         """Where example files are read from: the examples folder, then your skills folder."""

@@ -14,6 +14,8 @@ from skills import SkillcallError
 from .examples import ExampleSet, utterance_key
 
 SPLITS = ("train", "validation", "test")
+CARD = "dataset.json"
+"""Written beside the splits: the examples' fingerprint, seed and counts (what a trained router records)."""
 
 
 class DatasetError(SkillcallError):
@@ -90,6 +92,9 @@ def build_dataset(example_set: ExampleSet, options: DatasetOptions) -> DatasetRe
             handle.writelines(json.dumps(row, ensure_ascii=False, sort_keys=True) + "\n" for row in rows)
         os.replace(temp, path)
         result.paths[name] = path
+    card = {"examples_fingerprint": result.fingerprint, "seed": options.seed, "counts": result.counts,
+            "removed": result.removed}  # fmt: skip
+    (options.out / CARD).write_text(json.dumps(card, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     return result
 
 

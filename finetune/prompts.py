@@ -7,10 +7,11 @@ tokens and the utterance without, so words a person says can never become contro
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
+
+import tomllib
 
 from skills import Registry, SkillcallError
 

@@ -269,7 +269,7 @@ class Registry:
         if len(raw.positional) > len(found.parameters):
             raise CallError(f"{found.name} takes {len(found.parameters)} argument(s), got {len(raw.positional)}: "
                             f"use {found.signature}")
-        arguments = dict(zip((p.name for p in found.parameters), raw.positional))
+        arguments = dict(zip((p.name for p in found.parameters), raw.positional, strict=False))
         for key, value in raw.keywords.items():
             if key in arguments:
                 raise CallError(f"{found.name}: argument '{key}' is given twice")

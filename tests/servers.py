@@ -32,7 +32,7 @@ class StubServer:
     routes: dict[str, Handler] = field(default_factory=dict)
     requests: list[Request] = field(default_factory=list)
 
-    def start(self) -> "StubServer":
+    def start(self) -> StubServer:
         stub = self
 
         class _Handler(BaseHTTPRequestHandler):

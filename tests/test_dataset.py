@@ -8,8 +8,7 @@ from collections import Counter
 import pytest
 
 from finetune.dataset import DatasetError, DatasetOptions, build_dataset, read_jsonl
-from finetune.examples import EXAMPLES_DIR, load_examples
-from finetune.examples import utterance_key
+from finetune.examples import EXAMPLES_DIR, load_examples, utterance_key
 
 
 @pytest.fixture

@@ -6,4 +6,4 @@ from skills import skill
 @skill
 def other() -> None:
     """The user is not asking for any skill: background speech, thanks, noise."""
-    return None
+    return

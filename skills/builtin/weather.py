@@ -22,7 +22,9 @@ def _get(client: httpx.Client, url: str, params: dict, what: str) -> dict:
         response.raise_for_status()
         return response.json()
     except httpx.HTTPStatusError as exc:
-        raise SkillFailed(f"The weather service answered {exc.response.status_code} for the {what}; try again later.")
+        raise SkillFailed(
+            f"The weather service answered {exc.response.status_code} for the {what}; try again later."
+        ) from exc
     except (httpx.HTTPError, ValueError) as exc:
         raise SkillFailed(
             f"I can't reach the weather service ({type(exc).__name__}); check the internet connection."

@@ -1,0 +1,158 @@
+"""Constrained decoding for routers: which texts can still become a valid call.
+
+Built from the live registry, per utterance: only loaded skills, their real argument names in signature order,
+every required argument, Literal values from their choices, and text arguments that are spans of the utterance
+(unless a skill opts a parameter out with ``@skill(not_spans=...)``). A router asks ``state(text)`` for each
+candidate continuation; where the grammar admits one continuation only (``weather`` -> ``(``), ``forced``
+gives it so the router can append it without sampling.
+"""
+
+from __future__ import annotations
+
+import json
+import typing
+from dataclasses import dataclass
+from typing import Literal
+
+from skills import Registry
+from skills.calls import format_value
+from skills.registry import Parameter
+
+NO, PARTIAL, COMPLETE = "no", "partial", "complete"
+Status = Literal["no", "partial", "complete"]
+
+
+def _kind(parameter: Parameter) -> tuple[str, list[str]]:
+    annotation = parameter.annotation
+    args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    if typing.get_origin(annotation) is Literal:
+        return "choice", [format_value(v) for v in typing.get_args(annotation)]
+    if len(args) == 1 and typing.get_origin(args[0]) is Literal:
+        return "choice", [format_value(v) for v in typing.get_args(args[0])]
+    if annotation is bool or args == [bool]:
+        return "choice", ["True", "False"]
+    if annotation in (int, float) or args in ([int], [float]):
+        return "number", []
+    return ("span" if parameter.span else "text"), []
+
+
+def _common_prefix(options: list[str]) -> str:
+    if not options:
+        return ""
+    first, last = min(options), max(options)
+    size = 0
+    while size < len(first) and first[size] == last[size]:
+        size += 1
+    return first[:size]
+
+
+@dataclass
+class CallAcceptor:
+    """The grammar of one routing: the registry's skills and the utterance whose spans arguments may copy."""
+
+    registry: Registry
+    utterance: str
+
+    def __post_init__(self) -> None:
+        self.source = json.dumps(self.utterance, ensure_ascii=False)[1:-1]  # spans as they appear in a call
+        self.names = sorted(self.registry.names)
+        self.kinds = {(s.name, p.name): _kind(p) for s in self.registry for p in s.parameters}
+
+    def state(self, text: str) -> tuple[Status, list[str] | None]:
+        """Whether ``text`` is a complete call, a prefix of one, or neither; for a prefix at a point where only
+        fixed strings can follow, those strings (else None)."""
+        cut = text.find("(")
+        if cut < 0:
+            live = [n[len(text) :] + "(" for n in self.names if n.startswith(text)]
+            return (PARTIAL, live) if live else (NO, None)
+        if text[:cut] not in self.registry:
+            return NO, None
+        skill = self.registry.get(text[:cut])
+        params = skill.parameters
+        pos, k = cut + 1, 0
+        while True:
+            rest = text[pos:]
+            heads = []
+            for j in range(k, len(params)):
+                heads.append((j, ("" if k == 0 else ", ") + params[j].name + "="))
+                if params[j].required:
+                    break
+            closable = all(not p.required for p in params[k:])
+            if closable and rest.startswith(")"):
+                return (COMPLETE, []) if rest == ")" else (NO, None)
+            matched = next(((j, head) for j, head in heads if rest.startswith(head)), None)
+            if matched is None:
+                options = [h for _, h in heads] + ([")"] if closable else [])
+                live = [o[len(rest) :] for o in options if o.startswith(rest)]
+                return (PARTIAL, live) if live else (NO, None)
+            j, head = matched
+            status, pos, live = self._value(skill.name, params[j], text, pos + len(head))
+            if status != COMPLETE:
+                return status, live
+            k = j + 1
+
+    def _value(self, skill: str, parameter: Parameter, text: str, pos: int) -> tuple[Status, int, list[str] | None]:
+        """Read one argument value at ``pos``: (COMPLETE, end, None) when it is whole."""
+        kind, choices = self.kinds[(skill, parameter.name)]
+        rest = text[pos:]
+        if kind == "choice":
+            for choice in choices:
+                if rest.startswith(choice):
+                    return COMPLETE, pos + len(choice), None
+            live = [c[len(rest) :] for c in choices if c.startswith(rest)]
+            return (PARTIAL, pos, live) if live else (NO, pos, None)
+        if kind == "number":
+            end = 0
+            while end < len(rest) and (rest[end].isdigit() or rest[end] in "-." and (end == 0) == (rest[end] == "-")):
+                end += 1
+            if end == len(rest):
+                return PARTIAL, pos, None
+            try:
+                float(rest[:end])
+            except ValueError:
+                return NO, pos, None
+            return COMPLETE, pos + end, None
+        if not rest:
+            return PARTIAL, pos, ['"']
+        if rest[0] != '"':
+            return NO, pos, None
+        end, escaped = 1, False
+        while end < len(rest):
+            if escaped:
+                escaped = False
+            elif rest[end] == "\\":
+                escaped = True
+            elif rest[end] == '"':
+                break
+            end += 1
+        value, closed = rest[1:end], end < len(rest)
+        if kind == "span":
+            if value.startswith(" ") or value not in self.source:
+                return NO, pos, None
+            if not closed:
+                return PARTIAL, pos, None
+            if not value.strip() or value.endswith(" "):
+                return NO, pos, None
+            return COMPLETE, pos + end + 1, None
+        if "\n" in value:
+            return NO, pos, None
+        if not closed:
+            return PARTIAL, pos, None
+        try:
+            json.loads(f'"{value}"')
+        except ValueError:
+            return NO, pos, None
+        return COMPLETE, pos + end + 1, None
+
+    def accepts(self, text: str) -> bool:
+        return self.state(text)[0] != NO
+
+    def forced(self, text: str) -> str:
+        """What must follow ``text`` whatever is chosen next: "" at a real choice."""
+        forced = ""
+        while True:
+            status, options = self.state(text + forced)
+            step = _common_prefix(options) if status == PARTIAL and options else ""
+            if not step:
+                return forced
+            forced += step

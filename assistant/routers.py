@@ -1,0 +1,352 @@
+"""Routers: utterance text -> one validated ``SkillCall``, behind one interface.
+
+- ``llama.cpp`` (default): the bundled SmolLM2 GGUF plus the shipped LoRA adapter, constrained decoding from the
+  live registry (spans of the utterance, forced tokens where only one continuation is possible), the prompt
+  prefix evaluated once and reused.
+- ``transformers``: base + PEFT adapter in PyTorch, for a GPU user's fine-tuned 7B.
+- ``openai``: function calling against any OpenAI-compatible endpoint (OpenAI, vLLM, llama-server).
+
+Anything a model writes that does not validate becomes ``other()`` with a logged reason, never an exception.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from finetune.base import DEFAULT_BASE, ModelError, resolve_gguf
+from finetune.prompts import SkillList, clean_utterance, load_template, skills_text
+from finetune.train import ADAPTER_DIR, ADAPTER_GGUF, ROUTER_CARD, ROUTER_DIR
+from skills import CallError, Registry, SkillCall
+
+from .constrain import COMPLETE, NO, CallAcceptor
+
+logger = logging.getLogger(__name__)
+OTHER = SkillCall("other")
+
+
+class RouterOptions(BaseModel):
+    """Which router, with which model files. One ``[router]`` section of the config."""
+
+    kind: Literal["llama.cpp", "transformers", "openai"] = Field("llama.cpp", description="Which router.")
+    base: str = Field(DEFAULT_BASE, description="Base model: the bundled GGUF, a .gguf path, or an HF model.")
+    router_dir: Path | None = Field(
+        ROUTER_DIR, description="Trained router folder (router.json, router.gguf, adapter/); None = untuned base."
+    )
+    template: str | None = Field(None, description="Prompt template; None = the one the router was trained with.")
+    skill_list: SkillList | None = Field(None, description="Skill list in the prompt; None = as trained.")
+    constrain: bool = Field(True, description="Constrained decoding (llama.cpp): only valid calls can come out.")
+    spans: bool = Field(True, description="Text arguments must be spans of the utterance (llama.cpp).")
+    max_tokens: int = Field(48, ge=4, description="Token bound on one call.")
+    threads: int | None = Field(None, ge=1, description="CPU threads; None = all cores.")
+    n_ctx: int = Field(1024, ge=128, description="llama.cpp context size.")
+    base_url: str | None = Field(None, description="openai router: the endpoint's base URL.")
+    model: str = Field("gpt-4o-mini", description="openai router: the model name.")
+    api_key_env: str = Field("OPENAI_API_KEY", description="openai router: variable holding the key.")
+    timeout_s: float = Field(30.0, gt=0, description="openai router: request timeout.")
+
+
+@dataclass(frozen=True)
+class RouteResult:
+    """One routing: the call, what the model wrote, and where the time went."""
+
+    text: str
+    call: SkillCall
+    raw: str = ""
+    seconds: float = 0.0
+    prompt_tokens: int = 0
+    generated_tokens: int = 0
+    forced_tokens: int = 0
+    reason: str | None = None
+    """Why the call fell back to ``other()``, if it did."""
+
+
+@dataclass
+class Router:
+    """The interface: ``route(text) -> SkillCall``; ``route_result`` adds timings; ``route_batch`` many at once."""
+
+    registry: Registry
+    options: RouterOptions = field(default_factory=RouterOptions)
+    card: dict[str, Any] = field(default_factory=dict)
+    name: str = "router"
+
+    def route(self, text: str) -> SkillCall:
+        return self.route_result(text).call
+
+    def route_batch(self, texts: list[str]) -> list[RouteResult]:
+        return [self.route_result(text) for text in texts]
+
+    def route_result(self, text: str) -> RouteResult:
+        started = time.perf_counter()
+        if not clean_utterance(text):
+            return RouteResult(text, OTHER, "", time.perf_counter() - started, reason="empty utterance")
+        return self._route(text, started)
+
+    def _route(self, text: str, started: float) -> RouteResult:
+        raise NotImplementedError
+
+    def _finish(self, text: str, raw: str, started: float, **counts: Any) -> RouteResult:
+        """Validate what the model wrote; anything invalid becomes ``other()`` with the reason logged."""
+        reason = counts.pop("reason", None)
+        call = OTHER
+        if reason is None:
+            try:
+                call = self.registry.parse(raw.strip())
+            except CallError as exc:
+                reason = f"invalid call {raw.strip()[:80]!r}: {exc}"
+        if reason:
+            logger.warning("routing %r fell back to other(): %s", text[:80], reason)
+        return RouteResult(text, call, raw, time.perf_counter() - started, reason=reason, **counts)
+
+    def _template(self):
+        return load_template(self.options.template or self.card.get("template") or "chatml")
+
+    def _skills_text(self) -> str:
+        return skills_text(self.registry, self.options.skill_list or self.card.get("skill_list") or "none")
+
+
+def read_card(router_dir: Path | None) -> dict[str, Any]:
+    """The trained router's card, or {} for an untuned base. A broken card names the command that rebuilds it."""
+    if router_dir is None:
+        return {}
+    path = Path(router_dir) / ROUTER_CARD
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ModelError(f"no trained router at {router_dir} ({ROUTER_CARD} is missing); run `skillcall dataset && "
+                         "skillcall train`, or set router.router_dir to none for the untuned base") from None
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"{path} is unreadable ({exc}); rebuild it with `skillcall train`") from None
+
+
+@dataclass
+class LlamaCppRouter(Router):
+    """The default: llama.cpp on the CPU with the shipped LoRA adapter and constrained greedy decoding."""
+
+    name: str = "llama.cpp"
+
+    def __post_init__(self) -> None:
+        try:
+            import llama_cpp
+        except ImportError as exc:
+            raise ModelError("the llama.cpp router needs llama-cpp-python: pip install llama-cpp-python") from exc
+        import numpy as np
+
+        self._np, self._llama_cpp = np, llama_cpp
+        base = resolve_gguf(self.options.base)
+        if base is None:
+            raise ModelError(f"the llama.cpp router needs a .gguf base, not {self.options.base!r}")
+        adapter = None
+        if self.options.router_dir is not None:
+            adapter = Path(self.options.router_dir) / self.card.get("files", {}).get("gguf", ADAPTER_GGUF)
+            if not adapter.is_file():
+                raise ModelError(f"router adapter {adapter} is missing; rebuild it with `skillcall train`")
+        threads = self.options.threads or os.cpu_count() or 1
+        try:
+            self.llm = llama_cpp.Llama(
+                model_path=str(base), lora_path=str(adapter) if adapter else None, n_ctx=self.options.n_ctx,
+                n_batch=256, n_threads=threads, n_threads_batch=threads, verbose=False,
+            )  # fmt: skip
+        except (ValueError, RuntimeError) as exc:
+            broken = adapter or base
+            raise ModelError(f"llama.cpp cannot load {broken} ({exc}); rebuild the router with `skillcall train`") \
+                from None
+        self.n_vocab = self.llm.n_vocab()
+        self.pieces = [self.llm.detokenize([i]) for i in range(self.n_vocab)]
+        template = self._template()
+        self.template = template
+        self.prefix_tokens = self._tokens(template.prefix(self._skills_text()), special=True)
+        self.suffix_tokens = self._tokens(template.after, special=True)
+        self.llm.reset()
+        self.llm.eval(self.prefix_tokens)  # evaluated once; every routing starts from here
+
+    def _tokens(self, text: str, special: bool) -> list[int]:
+        return self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=special)
+
+    def _logits(self):
+        pointer = self._llama_cpp.llama_get_logits_ith(self.llm._ctx.ctx, -1)
+        return self._np.ctypeslib.as_array(pointer, shape=(self.n_vocab,))
+
+    def _route(self, text: str, started: float) -> RouteResult:
+        utterance = clean_utterance(text)
+        tokens = self._tokens(utterance, special=False) + self.suffix_tokens
+        room = self.options.n_ctx - len(self.prefix_tokens) - self.options.max_tokens
+        tokens = tokens[-room:] if len(tokens) > room else tokens
+        self.llm.n_tokens = len(self.prefix_tokens)  # drop the last utterance; keep the evaluated prefix
+        self.llm.eval(tokens)
+        acceptor = CallAcceptor(self.registry, utterance) if self.options.constrain else None
+        generated: list[int] = []
+        raw, forced_count = b"", 0
+        stops = [s.encode() for s in self.template.stop]
+        for _ in range(self.options.max_tokens):
+            text_so_far = raw.decode("utf-8", errors="ignore")
+            if acceptor is not None:
+                status, _options = acceptor.state(text_so_far)
+                if status == COMPLETE:
+                    break
+                forced = acceptor.forced(text_so_far)
+                if forced:
+                    extra = self._force(generated, text_so_far + forced)
+                    if acceptor.state(text_so_far + forced)[0] == COMPLETE:
+                        raw += forced.encode()
+                        break
+                    if extra:
+                        self.llm.eval(extra)
+                        generated += extra
+                        raw += b"".join(self.pieces[t] for t in extra)
+                        forced_count += len(extra)
+                        continue
+            token = self._pick(raw, acceptor)
+            if token is None:
+                return self._finish(text, raw.decode("utf-8", "replace"), started, prompt_tokens=len(tokens),
+                                    generated_tokens=len(generated), forced_tokens=forced_count,
+                                    reason="no token continues a valid call")  # fmt: skip
+            generated.append(token)
+            raw += self.pieces[token]
+            if acceptor is None and (token == self.llm.token_eos() or any(s in raw for s in stops)):
+                for stop in stops:
+                    raw = raw.split(stop)[0]
+                break
+            if acceptor is not None and acceptor.state(raw.decode("utf-8", errors="ignore"))[0] == COMPLETE:
+                break
+            self.llm.eval([token])
+        else:
+            return self._finish(text, raw.decode("utf-8", "replace"), started, prompt_tokens=len(tokens),
+                                generated_tokens=len(generated), forced_tokens=forced_count,
+                                reason=f"no complete call within {self.options.max_tokens} tokens")  # fmt: skip
+        return self._finish(text, raw.decode("utf-8", "replace"), started, prompt_tokens=len(tokens),
+                            generated_tokens=len(generated), forced_tokens=forced_count)  # fmt: skip
+
+    def _force(self, generated: list[int], target: str) -> list[int]:
+        """Tokens for the forced text, as the tokenizer would write them after what was generated; the last one
+        is held back (it may merge with what follows)."""
+        canonical = self._tokens(target, special=False)
+        if canonical[: len(generated)] != generated:
+            return []
+        return canonical[len(generated) : -1]
+
+    def _pick(self, raw: bytes, acceptor: CallAcceptor | None) -> int | None:
+        """The most likely token that keeps the text a valid call prefix (greedy)."""
+        logits = self._logits()
+        if acceptor is None:
+            return int(logits.argmax())
+        np = self._np
+        for width in (16, 256, 4096):
+            top = np.argpartition(logits, -width)[-width:]
+            for token in top[np.argsort(-logits[top])]:
+                piece = self.pieces[token]
+                if piece and acceptor.state((raw + piece).decode("utf-8", errors="ignore"))[0] != NO:
+                    return int(token)
+        return None
+
+
+@dataclass
+class TransformersRouter(Router):
+    """Base + PEFT adapter in PyTorch (a GPU user's fine-tuned 7B); greedy, parsed and validated."""
+
+    name: str = "transformers"
+
+    def __post_init__(self) -> None:
+        import torch
+
+        from finetune.base import load_base
+
+        self._torch = torch
+        base = self.card.get("base", self.options.base) if self.options.router_dir else self.options.base
+        self.model, self.tokenizer = load_base(base)
+        if self.options.router_dir is not None:
+            from peft import PeftModel
+
+            adapter = Path(self.options.router_dir) / ADAPTER_DIR
+            if not (adapter / "adapter_config.json").is_file():
+                raise ModelError(f"PEFT adapter {adapter} is missing; rebuild it with `skillcall train`")
+            self.model = PeftModel.from_pretrained(self.model, adapter)
+        if torch.cuda.is_available():
+            self.model = self.model.to("cuda")
+        self.model.eval()
+        self.template = self._template()
+
+    def _route(self, text: str, started: float) -> RouteResult:
+        from finetune.train import encode_row
+
+        encoded = encode_row(self.tokenizer, self.template, self._skills_text(), text, "")
+        prompt = encoded.input_ids[: len(encoded.input_ids) - sum(1 for x in encoded.labels if x != -100)]
+        ids = self._torch.tensor([prompt], device=self.model.device)
+        with self._torch.no_grad():
+            output = self.model.generate(input_ids=ids, attention_mask=self._torch.ones_like(ids), do_sample=False,
+                                         max_new_tokens=self.options.max_tokens,
+                                         pad_token_id=self.tokenizer.pad_token_id)  # fmt: skip
+        new = output[0, len(prompt) :].tolist()
+        raw = self.tokenizer.decode(new, skip_special_tokens=False)
+        for stop in self.template.stop:
+            raw = raw.split(stop)[0]
+        return self._finish(text, raw, started, prompt_tokens=len(prompt), generated_tokens=len(new))
+
+
+@dataclass
+class OpenAIRouter(Router):
+    """Function calling: one tool per skill from the registry's JSON schemas; the model must call one."""
+
+    name: str = "openai"
+
+    def __post_init__(self) -> None:
+        import openai
+
+        self._openai = openai
+        key = os.environ.get(self.options.api_key_env)
+        if not key and not self.options.base_url:
+            raise ModelError(f"the openai router needs ${self.options.api_key_env} or router.base_url")
+        self.client = openai.OpenAI(base_url=self.options.base_url, api_key=key or "not-needed",
+                                    timeout=self.options.timeout_s, max_retries=2)  # fmt: skip
+        self.tools = [s.tool() for s in self.registry]
+        self.system = ("You route a voice assistant's transcribed words to exactly one tool. Copy text arguments "
+                       "from the words as said. Call other when the words are not a request for any tool.")  # fmt: skip
+
+    def _route(self, text: str, started: float) -> RouteResult:
+        try:
+            response = self.client.chat.completions.create(
+                model=self.options.model, tools=self.tools, tool_choice="required", temperature=0,
+                messages=[{"role": "system", "content": self.system}, {"role": "user", "content": clean_utterance(text)}],
+            )  # fmt: skip
+        except self._openai.OpenAIError as exc:
+            return self._finish(text, "", started, reason=f"endpoint failed: {type(exc).__name__}: {exc}")
+        message = response.choices[0].message if response.choices else None
+        calls = (message.tool_calls or []) if message else []
+        if not calls:
+            return self._finish(text, (message.content or "") if message else "", started, reason="no tool call")
+        function = calls[0].function
+        try:
+            arguments = json.loads(function.arguments or "{}")
+            if not isinstance(arguments, dict):
+                raise ValueError("arguments are not an object")
+            call = self.registry.validate(function.name, arguments)
+        except (ValueError, CallError) as exc:
+            return self._finish(text, f"{function.name}({function.arguments})", started, reason=str(exc))
+        return self._finish(text, str(call), started)
+
+
+ROUTERS: dict[str, type[Router]] = {"llama.cpp": LlamaCppRouter, "transformers": TransformersRouter,
+                                    "openai": OpenAIRouter}  # fmt: skip
+
+
+def load_router(options: RouterOptions, registry: Registry, examples_fingerprint: str | None = None) -> Router:
+    """The front door: build the configured router once (load it, evaluate its prompt prefix) and keep it.
+
+    With ``examples_fingerprint``, warns when the example files changed since the router was trained.
+    """
+    card = read_card(options.router_dir) if options.kind != "openai" else {}
+    if card and examples_fingerprint and card.get("examples_fingerprint") not in (None, examples_fingerprint):
+        logger.warning("the example files changed since this router was trained; retrain it with "
+                       "`skillcall dataset && skillcall train`")  # fmt: skip
+    missing = sorted(set(registry.names) - set(card.get("skills", registry.names)))
+    if missing:
+        logger.warning("skills %s were added after the router was trained; it has not learnt them: retrain with "
+                       "`skillcall dataset && skillcall train`", ", ".join(missing))  # fmt: skip
+    return ROUTERS[options.kind](registry, options, card)

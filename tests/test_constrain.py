@@ -1,0 +1,53 @@
+"""The call grammar used for constrained decoding: built from the live registry, spans of the utterance."""
+
+from __future__ import annotations
+
+import pytest
+
+from assistant.constrain import COMPLETE, NO, PARTIAL, CallAcceptor
+
+
+@pytest.fixture
+def acceptor(registry):
+    return CallAcceptor(registry, 'What\'s the weather like in "New York"? Add oat milk, please')
+
+
+@pytest.mark.parametrize(
+    ("text", "status"),
+    [
+        ("", PARTIAL), ("wea", PARTIAL), ("weather(", PARTIAL), ('weather(location="New', PARTIAL),
+        ('weather(location="New York")', COMPLETE), ("weather()", COMPLETE), ("other()", COMPLETE),
+        ('notes(action="add", note="oat milk")', COMPLETE), ('notes(action="list")', COMPLETE),
+        ('weather(location="Paris', NO), ('weather(location=" New', NO), ('weather(location="New ")', NO),
+        ('weather(location="")', NO), ("wether(", NO), ("timer()", NO), ('timer(location="New")', NO),
+        ('notes(action="delete"', NO), ('notes(note="oat milk")', NO), ("other() ", NO), ("weather(city=", NO),
+        ('weather(location="\\"New York\\"")', COMPLETE), ("__import__(", NO),
+    ],
+)  # fmt: skip
+def test_states(acceptor, text, status):
+    assert acceptor.state(text)[0] == status
+
+
+@pytest.mark.parametrize(
+    ("text", "forced"),
+    [("w", 'eather('), ("timer(", 'duration="'), ("cancel_timer(", ")"), ("notes(action=", '"'),
+     ('notes(action="l', 'ist"'), ("weather(", ""), ('weather(location="', ""), ("", "")],
+)  # fmt: skip
+def test_forced_continuations(acceptor, text, forced):
+    assert acceptor.forced(text) == forced
+
+
+def test_only_loaded_skills(registry, settings, tmp_path):
+    from skills import SkillContext, load_registry
+
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "greet.py").write_text(
+        "from skills import skill\n\n@skill(not_spans=('style',))\ndef greet(name: str, style: str = 'warm', "
+        "times: int = 1) -> str:\n    '''Greet.'''\n    return name\n"
+    )
+    with_user = CallAcceptor(load_registry(SkillContext(settings), folder), "say hi to Ada")
+    assert with_user.state('greet(name="Ada", style="anything at all", times=3)')[0] == COMPLETE
+    assert with_user.state('greet(name="Bob")')[0] == NO
+    assert with_user.state("greet(name=\"Ada\", times=x")[0] == NO
+    assert CallAcceptor(registry, "say hi to Ada").state("greet(")[0] == NO
