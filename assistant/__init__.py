@@ -1,5 +1,23 @@
-"""skillcall's assistant layer: audio, transcribers, routers, the daemon, config and the CLI."""
+"""skillcall's assistant layer: audio, VAD, transcribers, routers, the daemon, config and the CLI.
 
-from .config import Config, ConfigError, config_path, load_config
+Front doors: ``load_config``, ``load_router``, ``load_transcriber``, ``segment``, ``Daemon``. They are imported
+on first use, so ``skillcall --help`` stays instant.
+"""
 
-__all__ = ["Config", "ConfigError", "config_path", "load_config"]
+from importlib import import_module
+from typing import Any
+
+_FRONT_DOORS = {
+    "Config": "config", "ConfigError": "config", "config_path": "config", "load_config": "config",
+    "Router": "routers", "RouterOptions": "routers", "RouteResult": "routers", "load_router": "routers",
+    "Transcriber": "transcribe", "TranscriberOptions": "transcribe", "Transcript": "transcribe",
+    "load_transcriber": "transcribe", "Segmenter": "vad", "Utterance": "vad", "VadOptions": "vad",
+    "segment": "vad", "Daemon": "daemon", "DaemonOptions": "daemon", "History": "history", "Turn": "history",
+}  # fmt: skip
+__all__ = sorted(_FRONT_DOORS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _FRONT_DOORS:
+        return getattr(import_module(f".{_FRONT_DOORS[name]}", __name__), name)
+    raise AttributeError(f"module 'assistant' has no attribute {name!r}")

@@ -320,6 +320,147 @@ def eval_command(
         typer.echo(f"miss: {miss.text!r}: expected {miss.expected}, got {miss.got}")
 
 
+@app.command("transcribe")
+def transcribe_command(
+    files: Annotated[list[Path], typer.Argument(help="WAV/FLAC files (any rate, any channels).")],
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per file, with timings.")] = False,
+) -> None:
+    """Speech -> text with the configured Whisper."""
+    from .audio import read_audio
+    from .transcribe import load_transcriber
+
+    try:
+        transcriber = load_transcriber(_config().transcriber)
+        for path in files:
+            transcript = transcriber.transcribe(read_audio(path))
+            if as_json:
+                typer.echo(json.dumps({"file": str(path), "text": transcript.text, "language": transcript.language,
+                                       "audio_s": round(transcript.audio_s, 3),
+                                       "transcribe_ms": round(1000 * transcript.seconds, 1),
+                                       "dropped": transcript.dropped}, ensure_ascii=False))  # fmt: skip
+            else:
+                typer.echo(transcript.text)
+    except SkillcallError as exc:
+        raise _fail(str(exc)) from None
+
+
+@app.command("devices")
+def devices_command() -> None:
+    """List audio input devices (use the index or name as daemon.audio.device)."""
+    from .audio import list_devices
+
+    try:
+        devices = list_devices()
+    except SkillcallError as exc:
+        raise _fail(str(exc)) from None
+    if not devices:
+        raise _fail("no audio input device found; plug in a microphone (or check `arecord -l`)")
+    for device in devices:
+        mark = "*" if device["default"] else " "
+        typer.echo(f"{mark} {device['index']:>3}  {device['name']}  ({device['channels']} ch, "
+                   f"{device['samplerate']:.0f} Hz)")  # fmt: skip
+
+
+@app.command("listen")
+def listen_command(
+    input_file: Annotated[Path | None, typer.Option("--input", help="Play this WAV/FLAC as if live instead of "
+                                                                     "the microphone.")] = None,  # fmt: skip
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Route but run no skill.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per utterance.")] = False,
+    wake: Annotated[bool | None, typer.Option("--wake/--no-wake", help="Require the wake phrase (default: on "
+                                                                         "for the microphone, off for --input).")] = None,
+    speak: Annotated[bool | None, typer.Option("--speak/--no-speak", help="Speak replies (default: config).")] = None,
+    realtime: Annotated[bool, typer.Option(help="With --input: pace the file in real time.")] = False,
+    device: Annotated[str | None, typer.Option(help="Input device index or name (`skillcall devices`).")] = None,
+) -> None:
+    """The daemon: microphone (or --input FILE) -> Whisper -> router -> skills. Ctrl-C or SIGTERM stops it."""
+    import signal
+    import threading
+
+    from .audio import file_chunks, microphone_chunks
+    from .daemon import Daemon
+    from .history import History
+    from .transcribe import load_transcriber
+
+    stop = threading.Event()
+    lock = threading.Lock()
+
+    def emit(turn) -> None:
+        with lock:
+            if as_json:
+                typer.echo(json.dumps(turn.as_dict(), ensure_ascii=False))
+            elif turn.skipped == "announcement":
+                typer.echo(f"⏰ {turn.reply}")
+            else:
+                typer.echo(f"> {turn.text}\n  {turn.call or '-'}" + (f"\n  {turn.reply}" if turn.reply else "")
+                           + (f"  [{turn.skipped}]" if turn.skipped else ""))  # fmt: skip
+
+    try:
+        config = _config()
+        options = config.daemon
+        if speak is not None:
+            options = options.model_copy(update={"speak": speak})
+        if device is not None:
+            options.audio.device = int(device) if device.isdigit() else device
+        daemon_box: list = []
+        registry = _registry(config, notify=lambda text: daemon_box[0].announce(text) if daemon_box else None)
+        daemon = Daemon(registry, load_transcriber(config.transcriber), _router(config, registry), options,
+                        History(options.history_db), emit, dry_run=dry_run,
+                        use_wake=wake if wake is not None else input_file is None)  # fmt: skip
+        daemon_box.append(daemon)
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, lambda *_: stop.set())
+        chunks = file_chunks(input_file, realtime, stop) if input_file else \
+            microphone_chunks(options.audio, stop, daemon.mute)
+        if not as_json:
+            typer.echo("listening" + (f" to {input_file}" if input_file else "") + " (Ctrl-C to stop)", err=True)
+        daemon.run(chunks, stop)
+    except SkillcallError as exc:
+        raise _fail(str(exc)) from None
+    if stop.is_set():
+        typer.echo("stopped", err=True)
+
+
+@app.command("convert-whisper")
+def convert_whisper_command(
+    model_dir: Annotated[Path, typer.Argument(help="faster-whisper (CTranslate2) model folder.")],
+    out: Annotated[Path, typer.Argument(help="openai-whisper checkpoint to write (.pt).")],
+) -> None:
+    """A faster-whisper Whisper model -> an openai-whisper checkpoint (for the openai-whisper backend)."""
+    from .whisper_convert import convert_whisper
+
+    try:
+        typer.echo(f"wrote {convert_whisper(model_dir, out)}")
+    except SkillcallError as exc:
+        raise _fail(str(exc)) from None
+
+
+@app.command("install-service")
+def install_service_command(
+    print_only: Annotated[bool, typer.Option("--print", help="Print the unit instead of writing it.")] = False,
+) -> None:
+    """Write a systemd user unit that runs `skillcall listen` at login."""
+    import shutil
+    import sys
+
+    executable = shutil.which("skillcall") or f"{sys.executable} -m assistant.cli"
+    unit = (
+        "[Unit]\nDescription=skillcall voice assistant\nAfter=sound.target pipewire.service pulseaudio.service\n\n"
+        f"[Service]\nExecStart={executable} listen\nRestart=on-failure\nRestartSec=5\n\n"
+        "[Install]\nWantedBy=default.target\n"
+    )
+    if print_only:
+        typer.echo(unit, nl=False)
+        return
+    import platformdirs
+
+    path = Path(platformdirs.user_config_dir("systemd")) / "user" / "skillcall.service"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(unit)
+    typer.echo(f"wrote {path}\nenable it with: systemctl --user daemon-reload && systemctl --user enable --now "
+               "skillcall")  # fmt: skip
+
+
 def _examples_folder(config, registry, skill: str) -> Path:
     """Where a skill's example file lives: where it already is, else beside the skill (built-in or yours)."""
     from finetune.examples import SUFFIX

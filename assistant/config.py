@@ -15,7 +15,9 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from finetune.examples import EXAMPLES_DIR
 from skills import SkillcallError, SkillSettings
 
+from .daemon import DaemonOptions
 from .routers import RouterOptions
+from .transcribe import TranscriberOptions
 
 
 class ConfigError(SkillcallError):
@@ -43,6 +45,8 @@ class Config(BaseSettings):
     )
     skills: SkillSettings = Field(default_factory=SkillSettings)
     router: RouterOptions = Field(default_factory=RouterOptions)
+    transcriber: TranscriberOptions = Field(default_factory=TranscriberOptions)
+    daemon: DaemonOptions = Field(default_factory=DaemonOptions)
 
     def example_dirs(self) -> list[Path]:
         """Where example files are read from: the examples folder, then your skills folder."""

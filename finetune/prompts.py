@@ -1,7 +1,9 @@
 """Prompt templates (``prompts/<family>.toml``): one renderer for training rows and serving prompts alike.
 
-A template is three pieces around the utterance: ``before`` (with ``{system}``), the utterance, ``after``; then
-the completion (``{call}`` plus the family's end marker). Routers tokenize ``before``/``after`` with special
+A template is three pieces around the utterance: ``before`` (with ``{system_block}``), the utterance, ``after``;
+then the completion (``{call}`` plus the family's end marker). The system block (``system_block`` around the
+``system`` line and a skill list) is there only when the prompt lists skills: a fine-tuned router knows its
+skills, and every prompt token costs training time. Routers tokenize ``before``/``after`` with special
 tokens and the utterance without, so words a person says can never become control tokens.
 """
 
@@ -30,6 +32,7 @@ class PromptError(SkillcallError):
 class PromptTemplate:
     name: str
     system: str
+    system_block: str
     before: str
     after: str
     completion: str
@@ -39,8 +42,8 @@ class PromptTemplate:
 
     def prefix(self, skills_text: str = "") -> str:
         """Everything before the utterance: the same for every utterance, so a router evaluates it once."""
-        system = f"{self.system}\n{skills_text}" if skills_text else self.system
-        return self.before.format(system=system)
+        block = self.system_block.format(system=f"{self.system}\n{skills_text}") if skills_text else ""
+        return self.before.format(system_block=block)
 
     def parts(self, utterance: str, skills_text: str = "") -> tuple[str, str, str]:
         """(prefix, cleaned utterance, suffix)."""
@@ -66,6 +69,7 @@ def load_template(name: str | Path = "chatml") -> PromptTemplate:
         template = PromptTemplate(
             name=path.stem,
             system=data["system"],
+            system_block=data["system_block"],
             before=data["before"],
             after=data["after"],
             completion=data["completion"],
@@ -73,7 +77,7 @@ def load_template(name: str | Path = "chatml") -> PromptTemplate:
             append_eos=bool(data.get("append_eos", False)),
             description=data.get("description", ""),
         )
-        template.prefix()
+        template.prefix("x")
         template.render_completion("x()")
     except FileNotFoundError:
         known = ", ".join(sorted(p.stem for p in PROMPTS_DIR.glob("*.toml")))

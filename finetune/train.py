@@ -213,7 +213,9 @@ def train(options: TrainOptions, registry: Registry) -> TrainResult:
     train_set = [encode_row(tokenizer, template, skills, r["text"], r["call"]) for r in train_rows]
     eval_set = [encode_row(tokenizer, template, skills, r["text"], r["call"]) for r in eval_rows]
     pad_id = tokenizer.pad_token_id
-    steps_per_epoch = math.ceil(len(train_set) / options.batch_size)
+    shards = accelerator.num_processes  # under `accelerate launch`, each process takes its share of a batch
+    global_batch = options.batch_size * shards
+    steps_per_epoch = math.ceil(len(train_set) / global_batch)
     total_steps = options.max_steps or max(1, round(options.epochs * steps_per_epoch))
     eval_every = options.eval_every or max(1, math.ceil(total_steps / 4))
 
@@ -260,8 +262,8 @@ def train(options: TrainOptions, registry: Registry) -> TrainResult:
         epoch, index = divmod(step, steps_per_epoch)
         order = list(range(len(train_set)))  # the same order on resume: a function of seed and epoch
         random.Random(options.seed * 1000 + epoch).shuffle(order)
-        offset = index * options.batch_size
-        batch_rows = [train_set[i] for i in order[offset : offset + options.batch_size]]
+        offset = index * global_batch
+        batch_rows = [train_set[i] for i in order[offset : offset + global_batch][accelerator.process_index :: shards]]
         batch = {k: v.to(accelerator.device) for k, v in collate(batch_rows, pad_id).items()}
         loss = model(**batch).loss
         accelerator.backward(loss)
@@ -320,7 +322,7 @@ def train(options: TrainOptions, registry: Registry) -> TrainResult:
         "dataset": {"train_rows": len(train_set), "validation_rows": len(eval_set),
                     "train_sha256": _sha256(options.data / "train.jsonl")},  # fmt: skip
         "lora": options.lora.model_dump(),
-        "training": {"steps": step, "epochs": round(step * options.batch_size / len(train_set), 3),
+        "training": {"steps": step, "epochs": round(step * global_batch / len(train_set), 3), "processes": shards,
                      "batch_size": options.batch_size, "learning_rate": options.learning_rate,
                      "seconds": round(seconds, 1), "seconds_per_step": round(seconds / max(step, 1), 3),
                      "threads": torch.get_num_threads(), "seed": options.seed},  # fmt: skip

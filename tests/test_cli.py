@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 
 import pytest
 from typer.testing import CliRunner
@@ -127,3 +128,85 @@ def test_generate_appends_to_a_user_skill_file(tmp_path, stub):
     assert result.exit_code == 0, result.stderr
     assert "appended 1 row(s)" in result.stdout
     assert 'greet(name="Ada")' in (folder / "greet_examples.txt").read_text()
+
+
+def test_route_prints_canonical_calls():
+    result = runner.invoke(app, ["route", "Stop the timer.", "Open Firefox."])
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.splitlines() == ["cancel_timer()", 'runapp(program="Firefox")']
+
+
+def test_route_json_and_jsonl(tmp_path):
+    result = runner.invoke(app, ["route", "--json", "Set a timer for 5 minutes."])
+    row = json.loads(result.stdout)
+    assert row["call"] == 'timer(duration="5 minutes")' and row["ms"] > 0 and row["fallback"] is None
+    rows = tmp_path / "in.jsonl"
+    rows.write_text('{"text": "Stop the timer.", "id": 7}\n{"text": ""}\n')
+    result = runner.invoke(app, ["route", "--jsonl", str(rows)])
+    assert [json.loads(line) for line in result.stdout.splitlines()] == [
+        {"text": "Stop the timer.", "id": 7, "call": "cancel_timer()"}, {"text": "", "call": "other()"}]
+    rows.write_text('{"nope": 1}\n')
+    result = runner.invoke(app, ["route", "--jsonl", str(rows)])
+    assert result.exit_code == 1 and "in.jsonl:1" in result.stderr
+
+
+def test_run_routes_and_dispatches():
+    result = runner.invoke(app, ["run", "What", "is", "nine", "times", "nine?"])
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == "nine times nine is 81\n"
+    assert 'math(question="nine times nine")' in result.stderr
+
+
+def test_eval_on_a_small_file(tmp_path):
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text('{"text": "Stop the timer.", "call": "cancel_timer()"}\n'
+                    '{"text": "Open Firefox.", "call": "runapp(program=\\"firefox\\")"}\n')  # fmt: skip
+    result = runner.invoke(app, ["eval", "--data", str(rows), "--no-base", "--out", str(tmp_path / "eval")])
+    assert result.exit_code == 0, result.stderr
+    assert "exact-call accuracy" in result.stdout and "1.0" in result.stdout
+    assert list((tmp_path / "eval").glob("confusion-*.png"))
+
+
+def test_listen_on_a_file_gives_one_row_per_spoken_command(tmp_path, monkeypatch):
+    from tests.speech import join, speak, write_wav
+
+    monkeypatch.setenv("SKILLCALL_DAEMON__HISTORY_DB", str(tmp_path / "history.db"))
+    said = ["What is nine times nine?", "Set a timer for five minutes.", "Open Firefox.", "Stop the timer."]
+    wav = write_wav(tmp_path / "commands.wav", join([speak(s, tmp_path) for s in said]), rate=16000)
+    result = runner.invoke(app, ["listen", "--input", str(wav), "--dry-run", "--json"])
+    assert result.exit_code == 0, result.stderr
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [r["call"] for r in rows] == ['math(question="nine times nine")', 'timer(duration="five minutes")',
+                                         'runapp(program="Firefox")', "cancel_timer()"]  # fmt: skip
+    for row in rows:
+        assert row["skipped"] == "dry run" and row["reply"] == ""
+        assert {"text", "call", "reply", "vad_ms", "transcribe_ms", "route_ms", "dispatch_ms", "total_ms"} <= set(row)
+
+
+def test_listen_on_silence_and_noise_dispatches_nothing(tmp_path, monkeypatch):
+    import numpy as np
+
+    from tests.speech import write_wav
+
+    monkeypatch.setenv("SKILLCALL_DAEMON__HISTORY_DB", str(tmp_path / "history.db"))
+    rng = np.random.default_rng(7)
+    audio = np.concatenate([np.zeros(32000), rng.normal(0, 0.05, 48000), np.zeros(16000),
+                            0.3 * np.sign(np.sin(np.arange(8000) / 3))]).astype(np.float32)  # fmt: skip
+    wav = write_wav(tmp_path / "noise.wav", audio)
+    result = runner.invoke(app, ["listen", "--input", str(wav), "--json"])
+    assert result.exit_code == 0, result.stderr
+    assert [json.loads(line)["call"] for line in result.stdout.splitlines()] in ([], ["other()"])
+    with sqlite3.connect(tmp_path / "history.db") as db:
+        assert db.execute("SELECT count(*) FROM turns WHERE ok IS NOT NULL").fetchone()[0] == 0
+
+
+def test_transcribe_and_install_service(tmp_path):
+    from tests.speech import speak, write_wav
+
+    wav = write_wav(tmp_path / "a.wav", speak("Set a timer for five minutes.", tmp_path), rate=16000, channels=2)
+    result = runner.invoke(app, ["transcribe", "--json", str(wav)])
+    assert result.exit_code == 0, result.stderr
+    assert "timer" in json.loads(result.stdout)["text"].lower()
+    assert runner.invoke(app, ["transcribe", str(tmp_path / "none.wav")]).exit_code == 1
+    unit = runner.invoke(app, ["install-service", "--print"]).stdout
+    assert "ExecStart=" in unit and unit.rstrip().endswith("WantedBy=default.target")

@@ -22,8 +22,10 @@ def test_every_family_renders_prompt_then_completion(family, registry):
 def test_chatml_exact_text():
     template = load_template("chatml")
     assert template.render("hi") + template.render_completion("other()") == (
-        "<|im_start|>system\nTurn the user's words into one skill call.<|im_end|>\n"
         "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\nother()<|im_end|>"
+    )
+    assert template.prefix("Skills: x") == (
+        "<|im_start|>system\nTurn the user's words into one skill call.\nSkills: x<|im_end|>\n<|im_start|>user\n"
     )
 
 
@@ -48,6 +50,6 @@ def test_unknown_and_malformed_templates(tmp_path):
     with pytest.raises(PromptError, match="use one of alpaca, chatml, llama2, mistral"):
         load_template("gpt5")
     bad = tmp_path / "bad.toml"
-    bad.write_text('system = "x"\nbefore = "{nope}"\nafter = ""\ncompletion = "{call}"\n')
+    bad.write_text('system = "x"\nsystem_block = ""\nbefore = "{nope}"\nafter = ""\ncompletion = "{call}"\n')
     with pytest.raises(PromptError, match="malformed"):
         load_template(bad)

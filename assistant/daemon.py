@@ -1,0 +1,193 @@
+"""The daemon: utterance -> transcribe -> wake phrase -> route -> confirm -> dispatch -> reply, every turn logged.
+
+Audio comes from the microphone or a file played through the same streaming path; the segmenter cuts it into
+utterances. Replies print, and are spoken when enabled (the microphone is muted meanwhile, so the daemon never
+transcribes its own voice). Risky skills (``@skill(risky=True)``, e.g. runapp) follow a confirmation policy.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import shutil
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+from pydantic import BaseModel, Field
+
+from skills import Registry, SkillCall
+
+from .audio import AudioOptions
+from .history import History, Turn
+from .routers import Router
+from .transcribe import Transcriber
+from .vad import Segmenter, Utterance, VadOptions
+from .wake import WakeOptions, check_wake
+
+logger = logging.getLogger(__name__)
+_YES = re.compile(r"^\W*(yes|yeah|yep|sure|ok|okay|do it|go ahead|confirm|please do)\b", re.IGNORECASE)
+_NO_WAKE = WakeOptions(phrase=None)
+_NO = re.compile(r"^\W*(no|nope|cancel|don't|stop|never ?mind)\b", re.IGNORECASE)
+
+
+class DaemonOptions(BaseModel):
+    """How ``skillcall listen`` behaves. The ``[daemon]`` section of the config (with its sub-sections)."""
+
+    speak: bool = Field(False, description="Speak replies aloud.")
+    tts_command: list[str] = Field(default_factory=lambda: ["espeak-ng", "-s", "165"],
+                                   description="Text-to-speech command; the reply is its last argument.")  # fmt: skip
+    confirm: Literal["never", "risky", "always"] = Field("risky", description="Which calls need a spoken 'yes'.")
+    confirm_window_s: float = Field(10.0, gt=0, description="How long a confirmation question stays open.")
+    history_db: Path | None = Field(None, description="SQLite file of turns; None = the platform's data folder.")
+    wake: WakeOptions = Field(default_factory=WakeOptions)
+    vad: VadOptions = Field(default_factory=VadOptions)
+    audio: AudioOptions = Field(default_factory=AudioOptions)
+
+
+class Daemon:
+    """One conversation: feed it audio chunks (``run``) or utterances (``handle``)."""
+
+    def __init__(
+        self, registry: Registry, transcriber: Transcriber, router: Router, options: DaemonOptions | None = None,
+        history: History | None = None, emit: Callable[[Turn], None] | None = None, dry_run: bool = False,
+        use_wake: bool = True, mute: threading.Event | None = None,
+    ) -> None:  # fmt: skip
+        self.registry, self.transcriber, self.router = registry, transcriber, router
+        self.options = options or DaemonOptions()
+        self.history, self.emit, self.dry_run, self.use_wake = history, emit, dry_run, use_wake
+        self.mute = mute or threading.Event()
+        self.segmenter = Segmenter(self.options.vad)
+        self.follow_up_until = 0.0
+        self.pending: tuple[SkillCall, float] | None = None
+        self._speech_lock = threading.Lock()
+
+    # -- audio -------------------------------------------------------------------------------------------------
+    def run(self, chunks: Iterable[np.ndarray], stop: threading.Event | None = None) -> int:
+        """Segment the stream and handle each utterance until it ends or ``stop`` is set; returns the turns."""
+        stop = stop or threading.Event()
+        turns = 0
+        for chunk in chunks:
+            if stop.is_set():
+                break
+            if self.mute.is_set():
+                continue
+            for utterance in self.segmenter.feed(chunk):
+                self.handle(utterance)
+                turns += 1
+        if not stop.is_set():
+            for utterance in self.segmenter.flush():
+                self.handle(utterance)
+                turns += 1
+        return turns
+
+    # -- one turn ----------------------------------------------------------------------------------------------
+    def handle(self, utterance: Utterance) -> Turn:
+        """Transcribe, wake, route, confirm, dispatch, reply and log one utterance."""
+        heard_at = time.monotonic()
+        turn = Turn(text="", audio_s=round(len(utterance.audio) / 16_000, 3), start_s=round(utterance.start_s, 3),
+                    vad_ms=round(1000 * (utterance.detected_s - utterance.speech_end_s), 1))  # fmt: skip
+        transcript = self.transcriber.transcribe(utterance.audio)
+        turn.transcribe_ms = round(1000 * transcript.seconds, 1)
+        turn.text = transcript.text
+        if not transcript.text:
+            turn.skipped = f"no speech: {transcript.dropped}"
+            return self._log(turn, heard_at, emit=False)
+        wake = self.options.wake if self.use_wake else _NO_WAKE
+        woken = check_wake(transcript.text, wake, heard_at < self.follow_up_until)
+        if woken is None:
+            turn.skipped = "no wake phrase"
+            return self._log(turn, heard_at)
+        if self.pending and self._answer_confirmation(woken.command, turn, heard_at):
+            return self._log(turn, heard_at)
+        if not woken.command.strip():
+            self.follow_up_until = heard_at + self.options.wake.follow_up_s
+            turn.skipped = "wake phrase only"
+            turn.reply = "Yes?"
+            self._say(turn.reply)
+            return self._log(turn, heard_at)
+        started = time.perf_counter()
+        call = self.router.route(woken.command)
+        turn.route_ms = round(1000 * (time.perf_counter() - started), 1)
+        turn.call = str(call)
+        if woken.by_phrase or self.use_wake:
+            self.follow_up_until = time.monotonic() + self.options.wake.follow_up_s
+        if call.name == "other":
+            turn.skipped = "not a request"
+        elif self.dry_run:
+            turn.skipped = "dry run"
+        elif self._needs_confirmation(call):
+            self.pending = (call, time.monotonic() + self.options.confirm_window_s)
+            turn.skipped = "awaiting confirmation"
+            turn.reply = f"Shall I run {call}? Say yes to confirm."
+            self._say(turn.reply)
+        else:
+            self._dispatch(call, turn)
+        return self._log(turn, heard_at)
+
+    def _needs_confirmation(self, call: SkillCall) -> bool:
+        policy = self.options.confirm
+        return policy == "always" or (policy == "risky" and self.registry.get(call.name).risky)
+
+    def _answer_confirmation(self, text: str, turn: Turn, now: float) -> bool:
+        call, deadline = self.pending  # type: ignore[misc]
+        self.pending = None
+        if now > deadline:
+            return False
+        if _YES.match(text):
+            turn.call = str(call)
+            self._dispatch(call, turn)
+            return True
+        if _NO.match(text):
+            turn.call, turn.skipped, turn.reply = str(call), "cancelled", "Okay, cancelled."
+            self._say(turn.reply)
+            return True
+        return False
+
+    def _dispatch(self, call: SkillCall, turn: Turn) -> None:
+        result = self.registry.dispatch(call)
+        turn.dispatch_ms = round(1000 * result.seconds, 1)
+        turn.ok, turn.reply = result.ok, result.text
+        if result.text:
+            self._say(result.text)
+
+    def _log(self, turn: Turn, heard_at: float, emit: bool = True) -> Turn:
+        turn.total_ms = round(turn.vad_ms + turn.transcribe_ms + turn.route_ms + turn.dispatch_ms, 1)
+        if self.history is not None:
+            self.history.add(turn)
+        if emit and self.emit is not None:
+            self.emit(turn)
+        logger.info("turn: %s", json.dumps(turn.as_dict(), ensure_ascii=False))
+        return turn
+
+    # -- speech out --------------------------------------------------------------------------------------------
+    def _say(self, text: str) -> None:
+        """Speak (when enabled) with the microphone muted, then forget any audio heard meanwhile."""
+        if not self.options.speak or not text:
+            return
+        command = self.options.tts_command
+        if not command or shutil.which(command[0]) is None:
+            logger.warning("cannot speak: %s is not installed (apt-get install espeak-ng)", command[:1])
+            return
+        with self._speech_lock:
+            self.mute.set()
+            try:
+                subprocess.run([*command, text], check=False, timeout=60, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)  # fmt: skip
+            except (OSError, subprocess.TimeoutExpired) as exc:
+                logger.warning("text-to-speech failed: %s", exc)
+            finally:
+                time.sleep(0.2)  # the room's echo
+                self.segmenter.reset()
+                self.mute.clear()
+
+    def announce(self, text: str) -> None:
+        """For skills' later messages (timers): printed through ``emit`` and spoken."""
+        if self.emit is not None:
+            self.emit(Turn(text="", reply=text, skipped="announcement"))
+        self._say(text)

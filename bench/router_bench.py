@@ -1,0 +1,76 @@
+"""Router benchmark: accuracy and latency of the shipped router (and the untuned base) on the test split.
+
+    .venv/bin/python bench/router_bench.py [--rows N] [--threads T] [--data FILE.jsonl]
+
+Prints load time, exact/skill accuracy, and per-utterance routing latency p50/p95 with the prompt prefix kept
+(warm, how the daemon runs) and with the KV cache cleared before each utterance (cold). Run it on an idle
+machine: two jobs at once on this 2-vCPU box halve the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import time
+
+from assistant.routers import RouterOptions, load_router
+from finetune.dataset import DatasetOptions, read_jsonl, split_rows
+from finetune.evaluate import evaluate
+from finetune.examples import EXAMPLES_DIR, load_examples
+from skills import load_registry
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=0, help="Use only the first N rows (0 = all).")
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--data", default=None, help='JSONL rows {"text", "call"}; default: the test split.')
+    parser.add_argument("--no-base", action="store_true", help="Skip the untuned base.")
+    args = parser.parse_args()
+
+    registry = load_registry()
+    rows = read_jsonl(args.data, ("text", "call")) if args.data else \
+        split_rows(load_examples([EXAMPLES_DIR], registry), DatasetOptions())[0]["test"]
+    rows = rows[: args.rows] if args.rows else rows
+    print(f"machine: {platform.machine()}, {os.cpu_count()} vCPU, {platform.processor() or platform.platform()}")
+    print(f"rows: {len(rows)}")
+    variants = {"tuned": RouterOptions(threads=args.threads)}
+    if not args.no_base:
+        variants["untuned base"] = RouterOptions(threads=args.threads, router_dir=None)
+    for name, options in variants.items():
+        started = time.perf_counter()
+        router = load_router(options, registry)
+        load_s = time.perf_counter() - started
+        router.route("warm up")
+        report = evaluate(router, rows, registry)
+        warm = report.latencies
+        results = router.route_batch([r["text"] for r in rows[:60]])
+        generated = statistics.fmean(r.generated_tokens for r in results)
+        forced = statistics.fmean(r.forced_tokens for r in results)
+        cold = []
+        for row in rows[:40]:
+            router.llm.reset()
+            router.llm.eval(router.prefix_tokens)
+            started = time.perf_counter()
+            router.route(row["text"])
+            cold.append(time.perf_counter() - started)
+        print(f"\n[{name}] load {load_s:.2f} s")
+        print(f"  exact-call accuracy {report.exact_accuracy:.4f}  skill accuracy {report.skill_accuracy:.4f}  "
+              f"argument accuracy {report.argument_accuracy:.4f}")
+        print(f"  warm latency p50 {1000 * percentile(warm, .5):.1f} ms  p95 {1000 * percentile(warm, .95):.1f} ms  "
+              f"mean {1000 * statistics.fmean(warm):.1f} ms")
+        print(f"  cold latency (fresh KV, prefix re-evaluated first) p50 {1000 * percentile(cold, .5):.1f} ms")
+        print(f"  tokens per call: {generated:.1f} sampled + {forced:.1f} forced")
+        for miss in report.misses[:15]:
+            print(f"  miss: {miss.text!r}: expected {miss.expected}, got {miss.got}")
+
+
+if __name__ == "__main__":
+    main()

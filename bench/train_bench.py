@@ -1,0 +1,61 @@
+"""Training speed: seconds per optimizer step and tokens per second of the default LoRA set-up on this CPU.
+
+    .venv/bin/python bench/train_bench.py [--steps N] [--batch-size B]
+
+Needs `skillcall dataset --out data` first. Run it on an idle machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import random
+import resource
+import statistics
+import time
+
+import torch
+from peft import LoraConfig, get_peft_model
+
+from finetune.base import load_base
+from finetune.dataset import read_jsonl
+from finetune.prompts import load_template
+from finetune.train import LoraOptions, collate, encode_row
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--data", default="data/train.jsonl")
+    args = parser.parse_args()
+    model, tokenizer = load_base()
+    lora = LoraOptions()
+    model = get_peft_model(model, LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
+                                             target_modules=lora.target_modules, task_type="CAUSAL_LM"))
+    template = load_template()
+    rows = [encode_row(tokenizer, template, "", r["text"], r["call"]) for r in read_jsonl(args.data, ("text", "call"))]
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-3)
+    model.train()
+    rng = random.Random(0)
+    times, tokens = [], []
+    for step in range(args.steps + 2):
+        batch = collate(rng.sample(rows, args.batch_size), tokenizer.pad_token_id)
+        started = time.perf_counter()
+        model(**batch).loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+        if step >= 2:  # the first steps warm allocators up
+            times.append(time.perf_counter() - started)
+            tokens.append(int(batch["attention_mask"].sum()))
+    print(f"machine: {platform.machine()}, {os.cpu_count()} vCPU, torch {torch.__version__}, "
+          f"{torch.get_num_threads()} threads")
+    print(f"rows: {len(rows)}, mean tokens per row {statistics.fmean(len(r.input_ids) for r in rows):.1f}")
+    print(f"batch {args.batch_size}: {statistics.median(times):.2f} s per step (median of {len(times)}), "
+          f"{sum(tokens) / sum(times):.0f} tokens/s, {1 / statistics.median(times):.2f} steps/s")
+    print(f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,112 @@
+"""Audio in: files at any rate and channel count, and the real sounddevice path through a virtual microphone.
+
+The virtual microphone is an ALSA ``file`` plugin reading a raw feed (no sound card needed); PortAudio reads
+ALSA's configuration when sounddevice is imported, so those tests run in a subprocess with HOME pointing at a
+temporary ``.asoundrc``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from assistant.audio import CHUNK, AudioError, AudioOptions, file_chunks, microphone_chunks, read_audio
+from tests.speech import join, speak, write_wav
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_any_rate_and_channels_become_16k_mono(tmp_path):
+    tone = np.sin(np.arange(44100) / 44100 * 2 * np.pi * 440).astype(np.float32) * 0.5
+    audio = read_audio(write_wav(tmp_path / "a.wav", tone, rate=44100, channels=2))
+    assert audio.dtype == np.float32 and abs(len(audio) - 16000) <= 2
+    assert 0.45 < np.abs(audio).max() < 0.55
+
+
+def test_bad_files_are_clear_errors(tmp_path):
+    with pytest.raises(AudioError, match="no audio file"):
+        read_audio(tmp_path / "missing.wav")
+    (tmp_path / "bad.wav").write_bytes(b"RIFF nonsense")
+    with pytest.raises(AudioError, match="cannot read .*bad.wav as audio"):
+        read_audio(tmp_path / "bad.wav")
+
+
+def test_file_chunks_stream_like_a_microphone(tmp_path):
+    path = write_wav(tmp_path / "a.wav", np.zeros(16000 // 2, dtype=np.float32))
+    chunks = list(file_chunks(path))
+    assert sum(len(c) for c in chunks) == 8000 and all(len(c) == CHUNK for c in chunks[:-1])
+    started = time.monotonic()
+    list(file_chunks(path, realtime=True))
+    assert time.monotonic() - started >= 0.45
+
+
+def _virtual_microphone(tmp_path: Path, audio: np.ndarray) -> dict:
+    feed = tmp_path / "feed.raw"
+    (np.clip(audio, -1, 1) * 32767).astype("<i2").tofile(feed)
+    (tmp_path / ".asoundrc").write_text(
+        f'pcm.wavfile {{ type file; slave.pcm "null"; file "/dev/null"; infile "{feed}"; format "raw" }}\n'
+        'pcm.vmic { type plug; slave { pcm "wavfile"; format S16_LE; rate 16000; channels 1 } }\n'
+    )
+    return {**os.environ, "HOME": str(tmp_path), "PYTHONPATH": str(ROOT)}
+
+
+def test_the_microphone_path_reads_the_virtual_device_bit_exact(tmp_path):
+    feed = (np.sin(np.arange(16000) / 16000 * 2 * np.pi * 300) * 0.4).astype(np.float32)
+    env = _virtual_microphone(tmp_path, feed)
+    script = (
+        "import threading, numpy as np\n"
+        "from assistant.audio import AudioOptions, microphone_chunks, list_devices\n"
+        "print([d['name'] for d in list_devices()])\n"
+        "stop = threading.Event(); got = []\n"
+        "for chunk in microphone_chunks(AudioOptions(device='vmic'), stop):\n"
+        "    got.append(chunk)\n"
+        "    if sum(map(len, got)) >= 12000: stop.set()\n"
+        "np.save('got.npy', np.concatenate(got))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=60)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "vmic" in done.stdout
+    got = np.load(tmp_path / "got.npy")[:12000]
+    expected = np.round(feed[:12000] * 32767) / 32768
+    assert np.abs(got - expected).max() < 1e-4
+
+
+def test_a_missing_device_is_retried_not_fatal(caplog):
+    stop = threading.Event()
+    threading.Timer(1.5, stop.set).start()
+    with caplog.at_level("ERROR"):
+        chunks = list(microphone_chunks(AudioOptions(device="no such microphone", retry_max_s=1), stop))
+    assert chunks == []
+    assert "cannot open the microphone no such microphone" in caplog.text
+
+
+def test_listen_on_the_virtual_microphone_end_to_end(tmp_path):
+    """The daemon through real sounddevice: spoken commands in, one JSON row each, SIGTERM stops it cleanly."""
+    said = ["What is nine times nine?", "Stop the timer."]
+    env = _virtual_microphone(tmp_path, join([speak(s, tmp_path) for s in said], pause_s=1.0))
+    env["SKILLCALL_CONFIG"] = str(tmp_path / "config.toml")
+    env["SKILLCALL_DAEMON__HISTORY_DB"] = str(tmp_path / "history.db")
+    process = subprocess.Popen([sys.executable, "-m", "assistant.cli", "listen", "--device", "vmic", "--no-wake",
+                                "--dry-run", "--json"], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)  # fmt: skip
+    rows = []
+    deadline = time.monotonic() + 120
+    while len(rows) < 2 and time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if not line:
+            break
+        rows.append(json.loads(line))
+    process.send_signal(signal.SIGTERM)
+    out, err = process.communicate(timeout=30)
+    assert [r["call"] for r in rows] == ['math(question="nine times nine")', "cancel_timer()"], err
+    assert process.returncode == 0 and "stopped" in err

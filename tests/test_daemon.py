@@ -1,0 +1,106 @@
+"""The daemon end to end on real speech: segmenter, Whisper, the shipped router, real skills, SQLite history."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import numpy as np
+import pytest
+
+from assistant.daemon import Daemon, DaemonOptions
+from assistant.history import History
+from assistant.routers import RouterOptions, load_router
+from assistant.transcribe import load_transcriber
+from assistant.vad import Segmenter
+from tests.speech import join, speak
+
+
+@pytest.fixture(scope="module")
+def parts(tmp_path_factory):
+    from skills import load_registry
+
+    registry = load_registry()
+    return {"transcriber": load_transcriber(), "router": load_router(RouterOptions(threads=2), registry),
+            "folder": tmp_path_factory.mktemp("speech")}  # fmt: skip
+
+
+@pytest.fixture
+def daemon(parts, registry, tmp_path):
+    turns = []
+    parts["router"].registry = registry  # the test's isolated registry (tmp notes, no network)
+
+    def build(**options):
+        flags = {k: options.pop(k) for k in ("dry_run", "use_wake") if k in options}
+        made = Daemon(registry, parts["transcriber"], parts["router"], DaemonOptions(**options),
+                      History(tmp_path / "history.db"), turns.append, **flags)  # fmt: skip
+        made.turns = turns
+        return made
+
+    return build
+
+
+def _utterances(audio):
+    segmenter = Segmenter()
+    return segmenter.feed(audio) + segmenter.flush()
+
+
+def test_spoken_commands_in_order(daemon, parts, tmp_path):
+    said = ["What is nine times nine?", "Add buy some bread to my notes.", "Read my notes."]
+    audio = join([speak(s, parts["folder"]) for s in said])
+    run = daemon(use_wake=False)
+    assert run.run(np.array_split(audio, len(audio) // 512)) == 3
+    assert [t.call for t in run.turns] == ['math(question="nine times nine")',
+                                           'notes(action="add", note="buy some bread")', 'notes(action="list")']
+    assert run.turns[0].reply == "nine times nine is 81"
+    assert "buy some bread" in run.turns[2].reply
+    for turn in run.turns:
+        assert turn.ok and turn.transcribe_ms > 0 and turn.route_ms > 0 and 0 < turn.vad_ms < 1000
+    with sqlite3.connect(tmp_path / "history.db") as db:
+        rows = db.execute("SELECT text, call, reply, route_ms FROM turns ORDER BY id").fetchall()
+    assert [r[1] for r in rows] == [t.call for t in run.turns] and all(r[3] > 0 for r in rows)
+
+
+def test_dry_run_routes_but_runs_nothing(daemon, parts, settings):
+    run = daemon(use_wake=False, dry_run=True)
+    for utterance in _utterances(join([speak("Add buy some bread to my notes.", parts["folder"])])):
+        run.handle(utterance)
+    assert run.turns[0].call.startswith('notes(action="add"') and run.turns[0].skipped == "dry run"
+    assert not settings.notes_db.exists()
+
+
+def test_silence_and_noise_dispatch_nothing(daemon):
+    run = daemon(use_wake=False)
+    noise = np.concatenate([np.zeros(16000, np.float32), np.random.default_rng(1).normal(0, 0.02, 48000)])
+    assert run.run([noise.astype(np.float32)]) >= 0
+    assert run.turns == []
+
+
+def test_wake_phrase_and_follow_up_window(daemon, parts):
+    run = daemon(use_wake=True, wake={"phrase": "otto", "follow_up_s": 30})
+    folder = parts["folder"]
+    asleep = run.handle(_utterances(join([speak("What is nine times nine?", folder)]))[0])
+    assert asleep.skipped == "no wake phrase" and asleep.call is None
+    woken = run.handle(_utterances(join([speak("Otto, what is two plus two?", folder)]))[0])
+    assert woken.call == 'math(question="two plus two")' and woken.reply == "two plus two is 4"
+    follow = run.handle(_utterances(join([speak("And what is nine times nine?", folder)]))[0])
+    assert follow.call is not None and follow.call.startswith("math(")
+
+
+def test_risky_calls_wait_for_a_yes(daemon, parts, settings, tmp_path):
+    apps = tmp_path / "applications"
+    apps.mkdir()
+    (apps / "firefox.desktop").write_text(f"[Desktop Entry]\nType=Application\nName=Firefox\nExec=touch {tmp_path}/ran\n")
+    run = daemon(use_wake=False)
+    asked = run.handle(_utterances(join([speak("Open Firefox.", parts["folder"])]))[0])
+    assert asked.skipped == "awaiting confirmation" and "Say yes" in asked.reply
+    assert not (tmp_path / "ran").exists()
+    confirmed = run.handle(_utterances(join([speak("Yes.", parts["folder"])]))[0])
+    assert confirmed.ok and confirmed.reply == "Opening Firefox."
+
+
+def test_replies_are_spoken_and_the_microphone_muted_meanwhile(daemon, parts, tmp_path):
+    spoken = tmp_path / "reply.wav"
+    run = daemon(use_wake=False, speak=True, tts_command=["espeak-ng", "-w", str(spoken)])
+    run.handle(_utterances(join([speak("What is nine times nine?", parts["folder"])]))[0])
+    assert spoken.stat().st_size > 1000
+    assert not run.mute.is_set()

@@ -1,0 +1,50 @@
+"""evaluate() on any object with a route() method."""
+
+from __future__ import annotations
+
+import pytest
+
+from finetune.evaluate import evaluate, plot_confusion
+from skills import CallError, SkillCall
+
+ROWS = [
+    {"text": "weather in Oslo", "call": 'weather(location="Oslo")'},
+    {"text": "weather in Rome", "call": 'weather(location="Rome")'},
+    {"text": "time in Lima", "call": 'timecheck(location="Lima")'},
+    {"text": "thanks", "call": "other()"},
+]
+
+
+class TableRouter:
+    """A router that answers from a table: enough to check the arithmetic of the report."""
+
+    def __init__(self, answers):
+        self.answers = answers
+
+    def route(self, text):
+        return self.answers[text]
+
+
+def test_report_counts_exact_skill_and_argument_accuracy(registry, tmp_path):
+    router = TableRouter({
+        "weather in Oslo": SkillCall("weather", {"location": "oslo."}),  # equal after case and punctuation
+        "weather in Rome": SkillCall("weather", {"location": "Milan"}),  # right skill, wrong argument
+        "time in Lima": SkillCall("weather", {"location": "Lima"}),  # wrong skill
+        "thanks": SkillCall("other"),
+    })  # fmt: skip
+    report = evaluate(router, ROWS, registry)
+    assert (report.rows, report.exact, report.skill_right, report.arguments_right) == (4, 2, 3, 2)
+    assert report.exact_accuracy == 0.5 and report.skill_accuracy == 0.75
+    assert report.argument_accuracy == pytest.approx(2 / 3)
+    assert report.confusion["timecheck"]["weather"] == 1
+    assert [m.text for m in report.misses] == ["weather in Rome", "time in Lima"]
+    summary = report.summary()
+    assert summary["per_skill"]["weather"] == {"rows": 2, "exact": 1, "skill": 2}
+    assert summary["latency_p50_ms"] >= 0
+    png = plot_confusion(report, tmp_path / "c.png")
+    assert png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_an_invalid_expected_call_is_named(registry):
+    with pytest.raises(CallError, match="evaluation row 'x' has an invalid call"):
+        evaluate(TableRouter({}), [{"text": "x", "call": "wether()"}], registry)

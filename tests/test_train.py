@@ -1,0 +1,123 @@
+"""Training plumbing on a handful of steps (the real run is `skillcall train`; its product ships in router/)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from finetune.base import DEFAULT_BASE, load_base, resolve_gguf
+from finetune.dataset import DatasetOptions, build_dataset
+from finetune.examples import EXAMPLES_DIR, load_examples
+from finetune.prompts import load_template
+from finetune.train import TrainError, TrainOptions, collate, encode_row, train
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return load_base()[1]
+
+
+@pytest.fixture(scope="module")
+def llama_vocab():
+    from llama_cpp import Llama
+
+    return Llama(model_path=str(resolve_gguf(DEFAULT_BASE)), vocab_only=True, verbose=False)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["<|im_start|>user\n", "What's the weather in São Paulo? Größe 東京 🙂", "<|im_end|>\n<|im_start|>assistant\n",
+     'notes(action="add", note="buy 2 \\"oat\\" milks")<|im_end|>', "  spaced   out  ", "Otto, um, 15% of 80?"],
+)  # fmt: skip
+def test_transformers_and_llama_cpp_tokenize_alike(tokenizer, llama_vocab, text):
+    assert tokenizer(text, add_special_tokens=False)["input_ids"] == llama_vocab.tokenize(
+        text.encode(), add_bos=False, special=True
+    )
+
+
+def test_loss_is_on_the_call_tokens_only(tokenizer):
+    template = load_template()
+    row = encode_row(tokenizer, template, "", "What's the weather in Oslo?", 'weather(location="Oslo")')
+    completion = tokenizer(template.render_completion('weather(location="Oslo")'), add_special_tokens=False)
+    n = len(completion["input_ids"])
+    assert row.labels[-n:] == row.input_ids[-n:] == completion["input_ids"]
+    assert set(row.labels[:-n]) == {-100}
+    assert tokenizer.decode(row.input_ids[: len(row.input_ids) - n]) == template.render("What's the weather in Oslo?")
+
+
+def test_words_that_look_like_control_tokens_stay_words(tokenizer):
+    row = encode_row(tokenizer, load_template(), "", "say <|im_end|> now", "other()")
+    assert tokenizer.convert_tokens_to_ids("<|im_end|>") not in row.input_ids[3:-4]
+
+
+def test_collate_pads_to_the_batch_and_masks_padding(tokenizer):
+    template = load_template()
+    rows = [encode_row(tokenizer, template, "", t, "other()") for t in ("hi", "a much longer utterance than hi")]
+    batch = collate(rows, tokenizer.pad_token_id)
+    width = max(len(r.input_ids) for r in rows)
+    assert batch["input_ids"].shape == (2, width)
+    short = len(rows[0].input_ids)
+    assert batch["attention_mask"][0, short:].sum() == 0 and (batch["labels"][0, short:] == -100).all()
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory, registry_module):
+    out = tmp_path_factory.mktemp("data")
+    build_dataset(load_examples([EXAMPLES_DIR], registry_module), DatasetOptions(out))
+    return out
+
+
+@pytest.fixture(scope="module")
+def registry_module():
+    from skills import load_registry
+
+    return load_registry()
+
+
+@pytest.fixture(scope="module")
+def trained(data, tmp_path_factory, registry_module):
+    out = tmp_path_factory.mktemp("router")
+    options = TrainOptions(data=data, out=out, max_steps=3, batch_size=4, max_train_rows=20, max_eval_rows=8,
+                           eval_every=2, lora={"r": 4, "alpha": 8})  # fmt: skip
+    return train(options, registry_module), options
+
+
+def test_a_short_run_writes_the_whole_router(trained, registry_module):
+    result, _ = trained
+    out = result.out
+    for name in ("router.json", "router.gguf", "loss.png", "adapter/adapter_config.json", "checkpoint/state.json"):
+        assert (out / name).is_file(), name
+    card = json.loads((out / "router.json").read_text())
+    assert card["base"] == DEFAULT_BASE and card["template"] == "chatml"
+    assert set(card["skills"]) == set(registry_module.names)
+    assert len(card["examples_fingerprint"]) == 64
+    assert card["training"]["steps"] == 3 and card["dataset"]["train_rows"] == 20
+    assert 0 <= card["metrics"]["validation_call_accuracy"] <= 1
+    evals = [h for h in result.history if "validation_loss" in h]
+    assert [h["step"] for h in evals] == [2, 3]
+    assert (out / "loss.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_the_exported_adapter_loads_in_llama_cpp(trained, registry_module):
+    from assistant.routers import RouterOptions, load_router
+
+    router = load_router(RouterOptions(router_dir=trained[0].out, threads=2), registry_module)
+    call = router.route("What's the weather in Oslo?")
+    assert call.name in registry_module
+
+
+def test_resume_continues_from_the_checkpoint(trained, registry_module):
+    _, options = trained
+    result = train(options.model_copy(update={"max_steps": 4, "resume": True}), registry_module)
+    assert result.card["training"]["steps"] == 4
+    assert [h["step"] for h in result.history] == [1, 2, 3, 4]
+
+
+def test_missing_data_and_cpu_qlora_are_clear_errors(tmp_path, registry_module):
+    with pytest.raises(TrainError, match="run `skillcall dataset"):
+        train(TrainOptions(data=tmp_path, out=tmp_path / "r"), registry_module)
+    (tmp_path / "train.jsonl").write_text("")
+    (tmp_path / "validation.jsonl").write_text("")
+    with pytest.raises(TrainError, match="needs a CUDA GPU"):
+        train(TrainOptions(data=tmp_path, out=tmp_path / "r", four_bit=True), registry_module)

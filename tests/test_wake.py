@@ -1,0 +1,40 @@
+"""The wake phrase and its follow-up window."""
+
+from __future__ import annotations
+
+import pytest
+
+from assistant.wake import WakeOptions, check_wake
+
+OPTIONS = WakeOptions(phrase="otto")
+
+
+@pytest.mark.parametrize(
+    ("text", "command"),
+    [("Otto, what's the weather in Oslo?", "what's the weather in Oslo?"), ("Hey Otto, stop the timer.", "stop the timer."),
+     ("OK auto: open Firefox", "open Firefox"), ("Otto.", ""), ("otter what time is it", "what time is it"),
+     ("Um, Otto, thanks", "thanks")],
+)  # fmt: skip
+def test_the_phrase_wakes_and_carries_the_command(text, command):
+    woken = check_wake(text, OPTIONS, in_follow_up=False)
+    assert woken is not None and woken.by_phrase and woken.command == command
+
+
+@pytest.mark.parametrize("text", ["What's the weather in Oslo?", "Auto-renewal is off", "Ottoman history is fun"])
+def test_other_speech_does_not_wake(text):
+    assert check_wake(text, OPTIONS, in_follow_up=False) is None
+
+
+def test_the_follow_up_window_accepts_commands_without_the_phrase():
+    woken = check_wake("and in Bergen?", OPTIONS, in_follow_up=True)
+    assert woken is not None and not woken.by_phrase and woken.command == "and in Bergen?"
+
+
+def test_no_phrase_means_every_utterance_is_a_command():
+    assert check_wake("open firefox", WakeOptions(phrase=None), in_follow_up=False).command == "open firefox"
+
+
+def test_a_two_word_phrase():
+    options = WakeOptions(phrase="hey computer", aliases=[])
+    assert check_wake("Hey computer, what time is it?", options, False).command == "what time is it?"
+    assert check_wake("hey, what time is it?", options, False) is None
