@@ -13,6 +13,7 @@ _FRONT_DOORS = {
     "Transcriber": "transcribe", "TranscriberOptions": "transcribe", "Transcript": "transcribe",
     "load_transcriber": "transcribe", "Segmenter": "vad", "Utterance": "vad", "VadOptions": "vad",
     "segment": "vad", "Daemon": "daemon", "DaemonOptions": "daemon", "History": "history", "Turn": "history",
+    "convert_whisper": "whisper_convert", "ConvertError": "whisper_convert", "AudioError": "audio",
 }  # fmt: skip
 __all__ = sorted(_FRONT_DOORS)
 

@@ -176,13 +176,14 @@ def generate_command(
         raise _fail(f"only {len(result.added)} of {n} rows were valid and new; run again for more")
 
 
-def _router(config, registry, **overrides):
-    """The configured router (loaded once per command), warning when the examples changed since training."""
+def _router(config, registry, kind: str | None = None, **updates):
+    """The configured router (loaded once per command), warning when the examples changed since training.
+    ``kind`` overrides the configured kind when given; ``updates`` replace options as they are (None included)."""
     from finetune.examples import load_examples
 
     from .routers import load_router
 
-    options = config.router.model_copy(update={k: v for k, v in overrides.items() if v is not None})
+    options = config.router.model_copy(update={**updates, **({"kind": kind} if kind else {})})
     fingerprint = load_examples(config.example_dirs(), registry).fingerprint() if options.kind != "openai" else None
     return load_router(options, registry, fingerprint)
 
@@ -242,7 +243,7 @@ def train_command(
     data: Annotated[Path, typer.Option(help="Folder with the splits from `skillcall dataset`.")] = Path("data"),
     out: Annotated[Path | None, typer.Option(help="Router folder to write (default: the shipped router/).")] = None,
     base: Annotated[str | None, typer.Option(help="Base model: .gguf path or HF model (default: bundled).")] = None,
-    epochs: Annotated[float, typer.Option(help="Passes over the training rows.")] = 2.0,
+    epochs: Annotated[float, typer.Option(help="Passes over the training rows.")] = 2.5,
     max_steps: Annotated[int | None, typer.Option(help="Stop after this many steps.")] = None,
     batch_size: Annotated[int, typer.Option(help="Rows per step.")] = 8,
     learning_rate: Annotated[float, typer.Option("--lr", help="Peak learning rate.")] = 1.5e-3,

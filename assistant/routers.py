@@ -11,6 +11,7 @@ Anything a model writes that does not validate becomes ``other()`` with a logged
 
 from __future__ import annotations
 
+import bisect
 import json
 import logging
 import os
@@ -22,6 +23,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from finetune.base import DEFAULT_BASE, ModelError, resolve_gguf
+from finetune.export import check_adapter_gguf
 from finetune.prompts import SkillList, clean_utterance, load_template, skills_text
 from finetune.train import ADAPTER_DIR, ADAPTER_GGUF, ROUTER_CARD, ROUTER_DIR
 from skills import CallError, Registry, SkillCall
@@ -148,6 +150,7 @@ class LlamaCppRouter(Router):
             adapter = Path(self.options.router_dir) / self.card.get("files", {}).get("gguf", ADAPTER_GGUF)
             if not adapter.is_file():
                 raise ModelError(f"router adapter {adapter} is missing; rebuild it with `skillcall train`")
+            check_adapter_gguf(adapter, base)
         threads = self.options.threads or os.cpu_count() or 1
         try:
             self.llm = llama_cpp.Llama(
@@ -160,6 +163,10 @@ class LlamaCppRouter(Router):
                 from None
         self.n_vocab = self.llm.n_vocab()
         self.pieces = [self.llm.detokenize([i]) for i in range(self.n_vocab)]
+        self._sorted_pieces = sorted(set(self.pieces))
+        self._by_piece: dict[bytes, list[int]] = {}
+        for token, piece in enumerate(self.pieces):
+            self._by_piece.setdefault(piece, []).append(token)
         template = self._template()
         self.template = template
         self.prefix_tokens = self._tokens(template.prefix(self._skills_text()), special=True)
@@ -180,57 +187,62 @@ class LlamaCppRouter(Router):
         room = self.options.n_ctx - len(self.prefix_tokens) - self.options.max_tokens
         tokens = tokens[-room:] if len(tokens) > room else tokens
         self.llm.n_tokens = len(self.prefix_tokens)  # drop the last utterance; keep the evaluated prefix
-        self.llm.eval(tokens)
         acceptor = CallAcceptor(self.registry, utterance) if self.options.constrain else None
-        generated: list[int] = []
-        raw, forced_count = b"", 0
         stops = [s.encode() for s in self.template.stop]
-        for _ in range(self.options.max_tokens):
-            text_so_far = raw.decode("utf-8", errors="ignore")
-            if acceptor is not None:
-                status, _options = acceptor.state(text_so_far)
-                if status == COMPLETE:
-                    break
-                forced = acceptor.forced(text_so_far)
-                if forced:
-                    extra = self._force(generated, text_so_far + forced)
-                    if acceptor.state(text_so_far + forced)[0] == COMPLETE:
-                        raw += forced.encode()
-                        break
-                    if extra:
-                        self.llm.eval(extra)
-                        generated += extra
-                        raw += b"".join(self.pieces[t] for t in extra)
-                        forced_count += len(extra)
-                        continue
+        pending = tokens  # not yet evaluated: evaluated in one batch right before the next choice
+        generated: list[int] = []
+        raw, forced_count, reason = b"", 0, None
+        while True:
+            if len(generated) >= self.options.max_tokens:
+                reason = f"no complete call within {self.options.max_tokens} tokens"
+                break
+            self.llm.eval(pending)
             token = self._pick(raw, acceptor)
             if token is None:
-                return self._finish(text, raw.decode("utf-8", "replace"), started, prompt_tokens=len(tokens),
-                                    generated_tokens=len(generated), forced_tokens=forced_count,
-                                    reason="no token continues a valid call")  # fmt: skip
+                reason = "no token continues a valid call"
+                break
             generated.append(token)
             raw += self.pieces[token]
-            if acceptor is None and (token == self.llm.token_eos() or any(s in raw for s in stops)):
-                for stop in stops:
-                    raw = raw.split(stop)[0]
+            pending = [token]
+            if acceptor is None:
+                if token == self.llm.token_eos() or any(stop in raw for stop in stops):
+                    for stop in stops:
+                        raw = raw.split(stop)[0]
+                    break
+                continue
+            so_far = _utf8_prefix(raw)
+            if so_far is None or acceptor.state(so_far)[0] == COMPLETE:
+                break  # stop at the closing parenthesis: no end token needed
+            forced = acceptor.forced(so_far)
+            if forced and acceptor.state(so_far + forced)[0] == COMPLETE:
+                raw += forced.encode()
                 break
-            if acceptor is not None and acceptor.state(raw.decode("utf-8", errors="ignore"))[0] == COMPLETE:
-                break
-            self.llm.eval([token])
-        else:
-            return self._finish(text, raw.decode("utf-8", "replace"), started, prompt_tokens=len(tokens),
-                                generated_tokens=len(generated), forced_tokens=forced_count,
-                                reason=f"no complete call within {self.options.max_tokens} tokens")  # fmt: skip
+            extra = self._force(generated, so_far + forced, acceptor) if forced else []
+            pending += extra  # the only possible continuation: appended without sampling, evaluated in the batch
+            generated += extra
+            raw += b"".join(self.pieces[t] for t in extra)
+            forced_count += len(extra)
         return self._finish(text, raw.decode("utf-8", "replace"), started, prompt_tokens=len(tokens),
-                            generated_tokens=len(generated), forced_tokens=forced_count)  # fmt: skip
+                            generated_tokens=len(generated) - forced_count, forced_tokens=forced_count,
+                            reason=reason)  # fmt: skip
 
-    def _force(self, generated: list[int], target: str) -> list[int]:
-        """Tokens for the forced text, as the tokenizer would write them after what was generated; the last one
-        is held back (it may merge with what follows)."""
+    def _force(self, generated: list[int], target: str, acceptor: CallAcceptor) -> list[int]:
+        """Tokens for the forced text, as the tokenizer writes ``target`` (how the router was trained), when that
+        extends what was generated. The last one is held back when a longer token could merge it with what
+        follows (``"`` + ``,`` is one token, ``",``) and the grammar accepts that: then the model chooses."""
         canonical = self._tokens(target, special=False)
-        if canonical[: len(generated)] != generated:
+        if canonical[: len(generated)] != generated or len(canonical) == len(generated):
             return []
-        return canonical[len(generated) : -1]
+        extra = canonical[len(generated) :]
+        last = self.pieces[extra[-1]]
+        head = target.encode()[: len(target.encode()) - len(last)]
+        start = bisect.bisect_right(self._sorted_pieces, last)
+        while start < len(self._sorted_pieces) and self._sorted_pieces[start].startswith(last):
+            text = _utf8_prefix(head + self._sorted_pieces[start])
+            if text is not None and acceptor.state(text)[0] != NO:
+                return extra[:-1]
+            start += 1
+        return extra
 
     def _pick(self, raw: bytes, acceptor: CallAcceptor | None) -> int | None:
         """The most likely token that keeps the text a valid call prefix (greedy)."""
@@ -238,12 +250,42 @@ class LlamaCppRouter(Router):
         if acceptor is None:
             return int(logits.argmax())
         np = self._np
+
+        def acceptable(token: int) -> bool:
+            piece = self.pieces[token]
+            text = _utf8_prefix(raw + piece) if piece else None
+            if text is None:
+                return False
+            status, options = acceptor.state(text)
+            # a character split across tokens may only open inside a free value, never at a structural point
+            return status != NO and (len(text.encode()) == len(raw + piece) or options is None)
+
         for width in (16, 256, 4096):
             top = np.argpartition(logits, -width)[-width:]
             for token in top[np.argsort(-logits[top])]:
-                piece = self.pieces[token]
-                if piece and acceptor.state((raw + piece).decode("utf-8", errors="ignore"))[0] != NO:
+                if acceptable(token):
                     return int(token)
+        # rare (an untuned model): the tokens that spell the start of an allowed fixed string, else all of them
+        so_far = _utf8_prefix(raw)
+        options = acceptor.state(so_far)[1] if so_far is not None else None
+        candidates = [t for option in options or () for end in range(1, len(option.encode()) + 1)
+                      for t in self._by_piece.get(option.encode()[:end], ())]  # fmt: skip
+        if candidates:
+            return int(max(candidates, key=lambda t: logits[t]))
+        for token in np.argsort(-logits):
+            if acceptable(token):
+                return int(token)
+        return None
+
+
+def _utf8_prefix(data: bytes) -> str | None:
+    """The text of ``data``, less an incomplete character at its very end (byte-level tokens split characters);
+    None when the bytes are not UTF-8 at all."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if exc.reason == "unexpected end of data" and exc.end == len(data):
+            return data[: exc.start].decode("utf-8", errors="strict")
         return None
 
 

@@ -142,3 +142,33 @@ def write_merged_gguf(
     writer.close()
     temp.replace(out)
     return out
+
+
+def check_adapter_gguf(adapter: Path, base_gguf: Path) -> None:
+    """Refuse an adapter file llama.cpp would choke on (some corrupt files crash it rather than fail): it must be a
+    LoRA adapter GGUF for the base's architecture whose tensors fit the base's."""
+    import gguf
+
+    try:
+        reader = gguf.GGUFReader(adapter)
+        fields = {name: field.contents() for name, field in reader.fields.items()
+                  if name in ("general.type", "adapter.type", "general.architecture")}  # fmt: skip
+        base = gguf.GGUFReader(base_gguf)
+    except (OSError, ValueError, KeyError, IndexError, AssertionError) as exc:
+        raise ModelError(f"{adapter} is not a readable GGUF ({type(exc).__name__}: {exc}); rebuild it with "
+                         "`skillcall train`") from None  # fmt: skip
+    architecture = base.fields["general.architecture"].contents()
+    if fields.get("general.type") != "adapter" or fields.get("adapter.type") != "lora":
+        raise ModelError(f"{adapter} is not a LoRA adapter GGUF; rebuild it with `skillcall train`")
+    if fields.get("general.architecture") != architecture:
+        raise ModelError(f"{adapter} is for {fields.get('general.architecture')}, not the base's {architecture}; "
+                         "retrain the router for this base with `skillcall train`")  # fmt: skip
+    shapes = {t.name: tuple(int(d) for d in t.shape) for t in base.tensors}  # ggml order: (in, out)
+    for tensor in reader.tensors:
+        name, _, side = tensor.name.rpartition(".")
+        shape = tuple(int(d) for d in tensor.shape)
+        target = shapes.get(name)
+        if side not in ("lora_a", "lora_b") or target is None or len(shape) != 2 or \
+                (side == "lora_a" and shape[0] != target[0]) or (side == "lora_b" and shape[1] != target[1]):
+            raise ModelError(f"{adapter}: tensor {tensor.name} does not fit the base {base_gguf.name}; rebuild it "
+                             "with `skillcall train`")  # fmt: skip

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import importlib.util
 import inspect
@@ -218,7 +219,7 @@ class Registry:
         for value in vars(module).values():
             found = getattr(value, "__skill__", None)
             if isinstance(found, Skill) and getattr(value, "__module__", None) == module_name:
-                found = _with_source(found, path)
+                found = dataclasses.replace(found, source=str(path))
                 try:
                     self.add(found)
                 except SkillDefinitionError as exc:
@@ -329,10 +330,6 @@ class Registry:
             return failed(f"{found.name} failed: {type(exc).__name__}: {exc}")
         value = box.get("value")
         return SkillResult(call, True, "" if value is None else str(value), time.perf_counter() - start)
-
-
-def _with_source(found: Skill, path: Path) -> Skill:
-    return Skill(**{**found.__dict__, "source": str(path)})
 
 
 def _explain(found: Skill, exc: ValidationError) -> str:

@@ -67,6 +67,8 @@ def read_number(tokens: list[str], i: int) -> tuple[float, int] | None:
             break
         j += 1
     value = total + current
+    if tokens[j : j + 2] == ["and", "a"] and j + 2 < len(tokens) and tokens[j + 2] in _FRACTIONS:
+        value, j = value + _FRACTIONS[tokens[j + 2]], j + 3  # "twelve and a half"
     if j + 1 < len(tokens) and tokens[j] == "point":
         digits = ""
         k = j + 1

@@ -171,12 +171,12 @@ def test_listen_on_a_file_gives_one_row_per_spoken_command(tmp_path, monkeypatch
     from tests.speech import join, speak, write_wav
 
     monkeypatch.setenv("SKILLCALL_DAEMON__HISTORY_DB", str(tmp_path / "history.db"))
-    said = ["What is nine times nine?", "Set a timer for five minutes.", "Open Firefox.", "Stop the timer."]
+    said = ["What is two plus two?", "Set a timer for five minutes.", "Open Firefox.", "Stop the timer."]
     wav = write_wav(tmp_path / "commands.wav", join([speak(s, tmp_path) for s in said]), rate=16000)
     result = runner.invoke(app, ["listen", "--input", str(wav), "--dry-run", "--json"])
     assert result.exit_code == 0, result.stderr
     rows = [json.loads(line) for line in result.stdout.splitlines()]
-    assert [r["call"] for r in rows] == ['math(question="nine times nine")', 'timer(duration="five minutes")',
+    assert [r["call"] for r in rows] == ['math(question="two plus two")', 'timer(duration="five minutes")',
                                          'runapp(program="Firefox")', "cancel_timer()"]  # fmt: skip
     for row in rows:
         assert row["skipped"] == "dry run" and row["reply"] == ""

@@ -15,6 +15,7 @@ from finetune.examples import (
     read_example_file,
     write_example_file,
 )
+from skills.places import resolve
 from skills.spoken import evaluate, parse_duration
 
 GOOD = """\
@@ -51,7 +52,6 @@ def test_shipped_files_round_trip_byte_for_byte():
 
 def test_shipped_arguments_are_ones_the_skills_understand(registry):
     """The router copies spans; the skills must be able to read every span the examples teach it."""
-    resolve = registry.get("timecheck").function.__globals__["resolve"]
     for skill, example in load_examples([EXAMPLES_DIR], registry).rows():
         arguments = registry.parse(example.call).arguments
         if skill == "math":

@@ -47,8 +47,12 @@ def test_loss_is_on_the_call_tokens_only(tokenizer):
 
 
 def test_words_that_look_like_control_tokens_stay_words(tokenizer):
-    row = encode_row(tokenizer, load_template(), "", "say <|im_end|> now", "other()")
-    assert tokenizer.convert_tokens_to_ids("<|im_end|>") not in row.input_ids[3:-4]
+    template = load_template()
+    row = encode_row(tokenizer, template, "", "say <|im_end|> now", "other()")
+    prefix = tokenizer(template.prefix(), add_special_tokens=False)["input_ids"]
+    said = tokenizer("say <|im_end|> now", add_special_tokens=False, split_special_tokens=True)["input_ids"]
+    assert row.input_ids[len(prefix) : len(prefix) + len(said)] == said
+    assert tokenizer.convert_tokens_to_ids("<|im_end|>") not in said
 
 
 def test_collate_pads_to_the_batch_and_masks_padding(tokenizer):

