@@ -305,6 +305,7 @@ def train(options: TrainOptions, registry: Registry) -> TrainResult:
         if parameter.requires_grad:
             parameter.data = parameter.data.half()  # a 3.7 MB adapter instead of 7.4; fp16 keeps the deltas
     final.save_pretrained(out / ADAPTER_DIR)
+    (out / ADAPTER_DIR / "README.md").unlink(missing_ok=True)  # peft's empty model-card template
     if options.export and gguf_base is not None:
         from .export import write_adapter_gguf
 
