@@ -54,6 +54,16 @@ def lora_pairs(state_dict: dict, n_head: int, n_head_kv: int) -> dict[str, tuple
     return pairs
 
 
+def _commit(writer, temp: Path, out: Path) -> Path:
+    """Write the GGUF to its temporary name, then rename it into place (a crash leaves the old file)."""
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    temp.replace(out)
+    return out
+
+
 def write_adapter_gguf(
     state_dict: dict, alpha: float, n_head: int, n_head_kv: int, out: Path, dtype: Literal["f16", "f32"] = "f16",
     architecture: str = "llama",
@@ -71,12 +81,7 @@ def write_adapter_gguf(
     for name, (a, b) in lora_pairs(state_dict, n_head, n_head_kv).items():
         writer.add_tensor(f"{name}.lora_a", np.ascontiguousarray(a.astype(np_type)))
         writer.add_tensor(f"{name}.lora_b", np.ascontiguousarray(b.astype(np_type)))
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
-    temp.replace(out)
-    return out
+    return _commit(writer, temp, out)
 
 
 def write_merged_gguf(
@@ -136,12 +141,7 @@ def write_merged_gguf(
             writer.add_tensor(tensor.name, packed, raw_shape=packed.shape, raw_dtype=target)
     if missing:
         raise ModelError(f"the adapter changes tensors the base {base_gguf.name} lacks: {sorted(missing)[:3]}")
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
-    temp.replace(out)
-    return out
+    return _commit(writer, temp, out)
 
 
 def check_adapter_gguf(adapter: Path, base_gguf: Path) -> None:
