@@ -396,6 +396,8 @@ def listen_command(
                 typer.echo(f"> {turn.text}\n  {turn.call or '-'}" + (f"\n  {turn.reply}" if turn.reply else "")
                            + (f"  [{turn.skipped}]" if turn.skipped else ""))  # fmt: skip
 
+    # installed before the models load, so an early stop is clean too; restored afterwards
+    previous = {signum: signal.signal(signum, lambda *_: stop.set()) for signum in (signal.SIGINT, signal.SIGTERM)}
     try:
         config = _config()
         options = config.daemon
@@ -409,8 +411,6 @@ def listen_command(
                         History(options.history_db), emit, dry_run=dry_run,
                         use_wake=wake if wake is not None else input_file is None)  # fmt: skip
         daemon_box.append(daemon)
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(signum, lambda *_: stop.set())
         chunks = file_chunks(input_file, realtime, stop) if input_file else \
             microphone_chunks(options.audio, stop, daemon.mute)
         if not as_json:
@@ -418,6 +418,9 @@ def listen_command(
         daemon.run(chunks, stop)
     except SkillcallError as exc:
         raise _fail(str(exc)) from None
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
     if stop.is_set():
         typer.echo("stopped", err=True)
 
