@@ -17,14 +17,9 @@ import time
 
 from assistant.routers import RouterOptions, load_router
 from finetune.dataset import DatasetOptions, read_jsonl, split_rows
-from finetune.evaluate import evaluate
+from finetune.evaluate import evaluate, percentile
 from finetune.examples import EXAMPLES_DIR, load_examples
 from skills import load_registry
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 def main() -> None:

@@ -23,6 +23,7 @@ import numpy as np
 from assistant.daemon import Daemon, DaemonOptions
 from assistant.routers import RouterOptions, load_router
 from assistant.transcribe import TranscriberOptions, load_transcriber
+from finetune.evaluate import percentile
 from skills import SkillContext, SkillSettings, calls_equal, load_registry
 
 COMMANDS = [  # (what is said, the call it should route to)
@@ -61,11 +62,6 @@ def edit_distance(a: list[str], b: list[str]) -> int:
         for j, y in enumerate(b, 1):
             prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (x != y))
     return row[-1]
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))] if ordered else 0.0
 
 
 def spoken_file(folder: Path) -> np.ndarray:

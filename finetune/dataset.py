@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 import random
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from skills import SkillcallError
 
-from .examples import ExampleSet, utterance_key
+from .examples import ExampleSet, utterance_key, write_atomic
 
 SPLITS = ("train", "validation", "test")
 CARD = "dataset.json"
@@ -84,14 +82,9 @@ def split_rows(example_set: ExampleSet, options: DatasetOptions) -> tuple[dict[s
 def build_dataset(example_set: ExampleSet, options: DatasetOptions) -> DatasetResult:
     """The front door: split and write the three files atomically."""
     splits, result = split_rows(example_set, options)
-    options.out.mkdir(parents=True, exist_ok=True)
     for name, rows in splits.items():
-        path = options.out / f"{name}.jsonl"
-        fd, temp = tempfile.mkstemp(dir=options.out, prefix=f".{name}.", suffix=".tmp")
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
-            handle.writelines(json.dumps(row, ensure_ascii=False, sort_keys=True) + "\n" for row in rows)
-        os.replace(temp, path)
-        result.paths[name] = path
+        text = "".join(json.dumps(row, ensure_ascii=False, sort_keys=True) + "\n" for row in rows)
+        result.paths[name] = write_atomic(options.out / f"{name}.jsonl", text)
     card = {"examples_fingerprint": result.fingerprint, "seed": options.seed, "counts": result.counts,
             "removed": result.removed}  # fmt: skip
     (options.out / CARD).write_text(json.dumps(card, indent=2, sort_keys=True) + "\n", encoding="utf-8")

@@ -23,6 +23,14 @@ class Miss:
     got: str
 
 
+def percentile(values: list[float], q: float) -> float:
+    """The nearest-rank ``q`` quantile (0 for no values)."""
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
+
+
 @dataclass
 class EvalReport:
     """Exact-call, skill-name and argument accuracy, per skill, a confusion table and latency."""
@@ -50,10 +58,7 @@ class EvalReport:
         return self.arguments_right / self.skill_right if self.skill_right else 0.0
 
     def latency(self, q: float) -> float:
-        if not self.latencies:
-            return 0.0
-        ordered = sorted(self.latencies)
-        return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
+        return percentile(self.latencies, q)
 
     def summary(self) -> dict[str, Any]:
         return {

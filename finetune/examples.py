@@ -154,12 +154,16 @@ def read_example_file(path: Path) -> tuple[ExampleFile, list[ExampleFileError]]:
 
 def write_example_file(example_file: ExampleFile, path: Path | None = None) -> Path:
     """Write atomically: a crash mid-write leaves the old file intact."""
-    target = Path(path or example_file.path or f"{example_file.skill}{SUFFIX}")
+    return write_atomic(Path(path or example_file.path or f"{example_file.skill}{SUFFIX}"), example_file.render())
+
+
+def write_atomic(target: Path, text: str) -> Path:
+    """Write UTF-8 text through a temporary file beside ``target`` and rename it into place."""
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, temp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
-            handle.write(example_file.render())
+            handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temp, target)
