@@ -215,7 +215,8 @@ def route_command(
             typer.echo(json.dumps({"text": row["text"], "call": str(result.call), "raw": result.raw,
                                    "ms": round(1000 * result.seconds, 1), "prompt_tokens": result.prompt_tokens,
                                    "generated_tokens": result.generated_tokens,
-                                   "forced_tokens": result.forced_tokens, "fallback": result.reason},
+                                   "forced_tokens": result.forced_tokens, "drafted_tokens": result.drafted_tokens,
+                                   "evaluations": result.evaluations, "fallback": result.reason},
                                   ensure_ascii=False))  # fmt: skip
         else:
             typer.echo(str(result.call))
@@ -243,12 +244,12 @@ def train_command(
     data: Annotated[Path, typer.Option(help="Folder with the splits from `skillcall dataset`.")] = Path("data"),
     out: Annotated[Path | None, typer.Option(help="Router folder to write (default: the shipped router/).")] = None,
     base: Annotated[str | None, typer.Option(help="Base model: .gguf path or HF model (default: bundled).")] = None,
-    epochs: Annotated[float, typer.Option(help="Passes over the training rows.")] = 2.5,
+    epochs: Annotated[float | None, typer.Option(help="Passes over the training rows [default: 2.5].")] = None,
     max_steps: Annotated[int | None, typer.Option(help="Stop after this many steps.")] = None,
     batch_size: Annotated[int, typer.Option(help="Rows per step.")] = 8,
     learning_rate: Annotated[float, typer.Option("--lr", help="Peak learning rate.")] = 1.5e-3,
     rank: Annotated[int, typer.Option("--rank", help="LoRA rank.")] = 16,
-    template: Annotated[str, typer.Option(help="Prompt template family.")] = "chatml",
+    template: Annotated[str | None, typer.Option(help="Prompt template family [default: compact].")] = None,
     seed: Annotated[int, typer.Option(help="Seed for order, init, dropout.")] = 0,
     resume: Annotated[bool, typer.Option(help="Continue from OUT/checkpoint.")] = False,
     four_bit: Annotated[bool, typer.Option("--4bit", help="QLoRA via bitsandbytes (CUDA only).")] = False,
@@ -259,10 +260,10 @@ def train_command(
 
     try:
         options = TrainOptions(
-            data=data, epochs=epochs, max_steps=max_steps, batch_size=batch_size, learning_rate=learning_rate,
-            template=template, seed=seed, resume=resume, four_bit=four_bit, max_train_rows=max_train_rows,
-            progress=True, lora=LoraOptions(r=rank, alpha=2 * rank),
-            **({"out": out} if out else {}), **({"base": base} if base else {}),
+            data=data, max_steps=max_steps, batch_size=batch_size, learning_rate=learning_rate, seed=seed,
+            resume=resume, four_bit=four_bit, max_train_rows=max_train_rows, progress=True,
+            lora=LoraOptions(r=rank, alpha=2 * rank),
+            **{k: v for k, v in {"out": out, "base": base, "epochs": epochs, "template": template}.items() if v},
         )  # fmt: skip
         result = train(options, _registry(_config()))
     except SkillcallError as exc:

@@ -10,6 +10,7 @@ gives it so the router can append it without sampling.
 from __future__ import annotations
 
 import json
+import re
 import typing
 from dataclasses import dataclass
 from typing import Literal
@@ -61,12 +62,46 @@ class CallAcceptor:
     def state(self, text: str) -> tuple[Status, list[str] | None]:
         """Whether ``text`` is a complete call, a prefix of one, or neither; for a prefix at a point where only
         fixed strings can follow, those strings (else None)."""
+        status, live, _ = self._scan(text)
+        return status, live
+
+    def span_rest(self, text: str, starts: dict[str, list[str]] | None = None) -> str:
+        """When ``text`` ends inside a span value, the likeliest rest of the call: the words that follow the value
+        so far in the utterance (less trailing punctuation) and the closing quote. For a value not begun yet,
+        ``starts`` ("skill.param" -> words that usually come right before it, "" = the utterance's start) says
+        where to begin. A guess for a router to verify (prompt-lookup drafting), never a constraint; "" when
+        there is nothing to guess."""
+        status, _, open_span = self._scan(text)
+        if status != PARTIAL or open_span is None:
+            return ""
+        start, key = open_span
+        value = text[start:]
+        if value:
+            at = self.source.index(value) + len(value)
+        else:
+            at = next((self._after(word) for word in (starts or {}).get(key, ()) if self._after(word) is not None),
+                      None)  # fmt: skip
+            if at is None:
+                return ""
+        rest = self.source[at:].rstrip(" ?!.,;:")
+        for close in ('")', '"'):
+            if rest and self.state(text + rest + close)[0] != NO:
+                return rest + close
+        return rest
+
+    def _after(self, word: str) -> int | None:
+        """Where the first word after ``word`` starts in the utterance ("" = its first word); None if absent."""
+        match = re.search(r"^\W*" if not word else rf"(?<!\w){re.escape(word)}\W*\s", self.source, re.IGNORECASE)
+        return match.end() if match and match.end() < len(self.source) else None
+
+    def _scan(self, text: str) -> tuple[Status, list[str] | None, tuple[int, str] | None]:
+        """``state``, plus (where its value starts, "skill.param") when ``text`` ends inside a span argument."""
         cut = text.find("(")
         if cut < 0:
             live = [n[len(text) :] + "(" for n in self.names if n.startswith(text)]
-            return (PARTIAL, live) if live else (NO, None)
+            return (PARTIAL, live, None) if live else (NO, None, None)
         if text[:cut] not in self.registry:
-            return NO, None
+            return NO, None, None
         skill = self.registry.get(text[:cut])
         params = skill.parameters
         pos, k = cut + 1, 0
@@ -79,16 +114,19 @@ class CallAcceptor:
                     break
             closable = all(not p.required for p in params[k:])
             if closable and rest.startswith(")"):
-                return (COMPLETE, []) if rest == ")" else (NO, None)
+                return (COMPLETE, [], None) if rest == ")" else (NO, None, None)
             matched = next(((j, head) for j, head in heads if rest.startswith(head)), None)
             if matched is None:
                 options = [h for _, h in heads] + ([")"] if closable else [])
                 live = [o[len(rest) :] for o in options if o.startswith(rest)]
-                return (PARTIAL, live) if live else (NO, None)
+                return (PARTIAL, live, None) if live else (NO, None, None)
             j, head = matched
-            status, pos, live = self._value(skill.name, params[j], text, pos + len(head))
+            start = pos + len(head)
+            status, pos, live = self._value(skill.name, params[j], text, start)
             if status != COMPLETE:
-                return status, live
+                span = self.kinds[(skill.name, params[j].name)][0] == "span"
+                open_span = (start + 1, f"{skill.name}.{params[j].name}") if span and text[start:] else None
+                return status, live, open_span if status == PARTIAL else None
             k = j + 1
 
     def _value(self, skill: str, parameter: Parameter, text: str, pos: int) -> tuple[Status, int, list[str] | None]:

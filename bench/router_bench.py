@@ -28,6 +28,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--data", default=None, help='JSONL rows {"text", "call"}; default: the test split.')
     parser.add_argument("--no-base", action="store_true", help="Skip the untuned base.")
+    parser.add_argument("--no-merge", action="store_true", help="Apply the adapter at run time (no merged Q8_0).")
+    parser.add_argument("--draft-tokens", type=int, default=None, help="Drafting bound (0 = off; default: as shipped).")
     args = parser.parse_args()
 
     registry = load_registry()
@@ -36,7 +38,10 @@ def main() -> None:
     rows = rows[: args.rows] if args.rows else rows
     print(f"machine: {platform.machine()}, {os.cpu_count()} vCPU, {platform.processor() or platform.platform()}")
     print(f"rows: {len(rows)}")
-    variants = {"tuned": RouterOptions(threads=args.threads)}
+    tuned = {"threads": args.threads, "merge": not args.no_merge}
+    if args.draft_tokens is not None:
+        tuned["draft_tokens"] = args.draft_tokens
+    variants = {"tuned": RouterOptions(**tuned)}
     if not args.no_base:
         variants["untuned base"] = RouterOptions(threads=args.threads, router_dir=None)
     for name, options in variants.items():
@@ -49,6 +54,9 @@ def main() -> None:
         results = router.route_batch([r["text"] for r in rows[:60]])
         generated = statistics.fmean(r.generated_tokens for r in results)
         forced = statistics.fmean(r.forced_tokens for r in results)
+        drafted = statistics.fmean(r.drafted_tokens for r in results)
+        evaluations = statistics.fmean(r.evaluations for r in results)
+        prompt = statistics.fmean(r.prompt_tokens for r in results)
         cold = []
         for row in rows[:40]:
             router.llm.reset()
@@ -62,7 +70,8 @@ def main() -> None:
         print(f"  warm latency p50 {1000 * percentile(warm, .5):.1f} ms  p95 {1000 * percentile(warm, .95):.1f} ms  "
               f"mean {1000 * statistics.fmean(warm):.1f} ms")
         print(f"  cold latency (fresh KV, prefix re-evaluated first) p50 {1000 * percentile(cold, .5):.1f} ms")
-        print(f"  tokens per call: {generated:.1f} sampled + {forced:.1f} forced")
+        print(f"  per call: {prompt:.1f} prompt tokens; {generated:.1f} generated ({drafted:.1f} of them drafted) + "
+              f"{forced:.1f} forced tokens in {evaluations:.2f} llama.cpp evaluations")
         for miss in report.misses[:15]:
             print(f"  miss: {miss.text!r}: expected {miss.expected}, got {miss.got}")
 

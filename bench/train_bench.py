@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import random
 import resource
 import statistics
 import time
@@ -21,7 +20,7 @@ from peft import LoraConfig, get_peft_model
 from finetune.base import load_base
 from finetune.dataset import read_jsonl
 from finetune.prompts import load_template
-from finetune.train import LoraOptions, collate, encode_row
+from finetune.train import LoraOptions, batch_order, call_loss, collate, encode_row
 
 
 def main() -> None:
@@ -38,12 +37,12 @@ def main() -> None:
     rows = [encode_row(tokenizer, template, "", r["text"], r["call"]) for r in read_jsonl(args.data, ("text", "call"))]
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-3)
     model.train()
-    rng = random.Random(0)
+    batches = batch_order([len(r.input_ids) for r in rows], args.batch_size, 0)  # as `skillcall train` batches
     times, tokens = [], []
     for step in range(args.steps + 2):
-        batch = collate(rng.sample(rows, args.batch_size), tokenizer.pad_token_id)
+        batch = collate([rows[i] for i in batches[step % len(batches)]], tokenizer.pad_token_id)
         started = time.perf_counter()
-        model(**batch).loss.backward()
+        call_loss(model, batch).backward()
         optimizer.step()
         optimizer.zero_grad()
         if step >= 2:  # the first steps warm allocators up

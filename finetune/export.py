@@ -7,14 +7,16 @@ adapter only ``lora_b`` (the output side), with ``n_head`` for q and ``n_head_kv
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import os
 import re
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 
-from .base import ModelError
+from .base import ModelError, cache_dir
 
 logger = logging.getLogger(__name__)
 
@@ -72,7 +74,7 @@ def write_adapter_gguf(
     import gguf
 
     out.parent.mkdir(parents=True, exist_ok=True)
-    temp = out.with_name(out.name + ".partial")
+    temp = out.with_name(f"{out.name}.{os.getpid()}.partial")
     writer = gguf.GGUFWriter(str(temp), architecture)
     writer.add_string("general.type", "adapter")
     writer.add_string("adapter.type", "lora")
@@ -84,14 +86,27 @@ def write_adapter_gguf(
     return _commit(writer, temp, out)
 
 
+def adapter_deltas(adapter_gguf: Path) -> dict[str, np.ndarray]:
+    """GGUF base tensor name -> the update ``alpha / r * B @ A`` a llama.cpp LoRA adapter file makes to it."""
+    import gguf
+
+    reader = gguf.GGUFReader(adapter_gguf)
+    alpha = float(reader.fields["adapter.lora.alpha"].contents())
+    sides: dict[str, dict[str, np.ndarray]] = {}
+    for tensor in reader.tensors:
+        name, _, side = tensor.name.rpartition(".")
+        sides.setdefault(name, {})[side] = np.asarray(tensor.data, dtype=np.float32)
+    return {name: (alpha / pair["lora_a"].shape[0]) * (pair["lora_b"] @ pair["lora_a"]) for name, pair in sides.items()}
+
+
 def write_merged_gguf(
-    base_gguf: Path, state_dict: dict | None, alpha: float, rank: int, out: Path,
-    dtype: Literal["f32", "f16", "q8_0"] = "f16", full: bool = False,
+    base_gguf: Path, adapter_gguf: Path | None, out: Path, dtype: Literal["f32", "f16", "q8_0"] = "q8_0",
+    full: bool = False,
 ) -> Path:
-    """A standalone GGUF: the base file's metadata and tensors, LoRA deltas merged into the layers they touch.
+    """A standalone GGUF: the base file's metadata and tensors, a LoRA adapter GGUF merged into the layers it touches.
 
     Touched tensors are written as ``dtype``; the others keep their type and bytes, or with ``full`` are all
-    converted to ``dtype`` (a full-precision copy, e.g. to compare with PyTorch). ``state_dict=None`` copies.
+    converted to ``dtype`` (a full-precision copy, e.g. to compare with PyTorch). ``adapter_gguf=None`` copies.
     Never write merged layers as Q4: a LoRA delta is below half a Q4 step and would silently vanish.
     """
     import gguf
@@ -99,16 +114,11 @@ def write_merged_gguf(
 
     reader = gguf.GGUFReader(base_gguf)
     arch = reader.fields["general.architecture"].contents()
-    n_head = int(reader.fields[f"{arch}.attention.head_count"].contents())
-    n_head_kv = int(reader.fields[f"{arch}.attention.head_count_kv"].contents())
-    deltas = {}
-    if state_dict is not None:
-        for name, (a, b) in lora_pairs(state_dict, n_head, n_head_kv).items():
-            deltas[name] = (alpha / rank) * (b @ a)
+    deltas = adapter_deltas(adapter_gguf) if adapter_gguf is not None else {}
     target = {"f32": gguf.GGMLQuantizationType.F32, "f16": gguf.GGMLQuantizationType.F16,
               "q8_0": gguf.GGMLQuantizationType.Q8_0}[dtype]  # fmt: skip
     out.parent.mkdir(parents=True, exist_ok=True)
-    temp = out.with_name(out.name + ".partial")
+    temp = out.with_name(f"{out.name}.{os.getpid()}.partial")
     writer = gguf.GGUFWriter(str(temp), arch)
     for field in reader.fields.values():
         if field.name.startswith("GGUF.") or field.name == "general.architecture":
@@ -172,3 +182,16 @@ def check_adapter_gguf(adapter: Path, base_gguf: Path) -> None:
                 (side == "lora_a" and shape[0] != target[0]) or (side == "lora_b" and shape[1] != target[1]):
             raise ModelError(f"{adapter}: tensor {tensor.name} does not fit the base {base_gguf.name}; rebuild it "
                              "with `skillcall train`")  # fmt: skip
+
+
+def merged_router(base_gguf: Path, adapter_gguf: Path) -> Path:
+    """Base and adapter merged into one Q8_0 GGUF, built once (about 10 s) and kept in the user cache, named by
+    both files' contents. llama.cpp evaluates it about a third faster than the Q4_1 base with the adapter applied
+    at run time: Q8_0 has fast CPU matrix kernels and the adapter's extra matrix products are gone."""
+    digest = hashlib.sha256(adapter_gguf.read_bytes())
+    digest.update(f"{base_gguf.name}:{base_gguf.stat().st_size}".encode())
+    out = cache_dir() / "routers" / f"{base_gguf.stem}-{digest.hexdigest()[:16]}-q8_0.gguf"
+    if not out.is_file():
+        logger.warning("merging the router into %s once (about 10 s)", out)
+        write_merged_gguf(base_gguf, adapter_gguf, out, dtype="q8_0", full=True)
+    return out

@@ -22,6 +22,8 @@ MAX_UTTERANCE_CHARS = 400
 """Longer utterances are cut: the router's prompt (and so its latency) stays bounded."""
 
 SkillList = Literal["none", "names", "full"]
+DEFAULT_TEMPLATE = "compact"
+"""What ``skillcall train`` uses unless told otherwise: compact ChatML, the fewest tokens around the utterance."""
 
 
 class PromptError(SkillcallError):
@@ -61,8 +63,8 @@ def clean_utterance(text: str) -> str:
     return " ".join(str(text).split())[:MAX_UTTERANCE_CHARS]
 
 
-def load_template(name: str | Path = "chatml") -> PromptTemplate:
-    """A template by family name (``chatml``, ``mistral``, ``llama2``, ``alpaca``) or a path to a ``.toml``."""
+def load_template(name: str | Path = DEFAULT_TEMPLATE) -> PromptTemplate:
+    """A template by family name (``compact``, ``chatml``, ``mistral``, ``llama2``, ``alpaca``) or a ``.toml`` path."""
     path = Path(name) if str(name).endswith(".toml") else PROMPTS_DIR / f"{name}.toml"
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))

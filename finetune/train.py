@@ -12,6 +12,7 @@ import logging
 import math
 import random
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -23,7 +24,7 @@ from skills import Registry, SkillcallError
 
 from .base import DEFAULT_BASE, load_base, resolve_gguf
 from .dataset import CARD, read_jsonl
-from .prompts import SkillList, load_template, skills_text
+from .prompts import DEFAULT_TEMPLATE, SkillList, load_template, skills_text
 
 logger = logging.getLogger(__name__)
 
@@ -52,7 +53,7 @@ class TrainOptions(BaseModel):
     base: str = Field(DEFAULT_BASE, description="Base model: the bundled GGUF, a .gguf path, or an HF model dir/name.")
     data: Path = Field(Path("data"), description="Folder with train.jsonl and validation.jsonl (skillcall dataset).")
     out: Path = Field(ROUTER_DIR, description="Folder the router is written to.")
-    template: str = Field("chatml", description="Prompt template family (prompts/<name>.toml) or a .toml path.")
+    template: str = Field(DEFAULT_TEMPLATE, description="Prompt template family (prompts/<name>.toml) or a .toml path.")
     skill_list: SkillList = Field("none", description="Skill list in the prompt: none, names or full.")
     epochs: float = Field(2.5, gt=0, description="Passes over the training rows (fractions allowed).")
     max_steps: int | None = Field(None, ge=1, description="Stop after this many optimizer steps (overrides epochs).")
@@ -116,6 +117,40 @@ def collate(rows: list[Encoded], pad_id: int) -> dict[str, Any]:
     return {"input_ids": ids, "attention_mask": mask, "labels": labels}
 
 
+def call_logits(model: Any, batch: dict[str, Any]) -> tuple[Any, Any]:
+    """(logits, targets) for the call tokens only: the vocabulary projection (a fifth of the compute of a
+    135M model) is skipped for positions whose prediction has no label (the prompt)."""
+    labels = batch["labels"]
+    first = int((labels != -100).int().argmax(dim=1).min())  # the earliest label in the batch
+    keep = labels.size(1) - first + 1  # logits from the position that predicts it
+    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], logits_to_keep=keep).logits
+    return logits[:, :-1], labels[:, first:]
+
+
+def call_loss(model: Any, batch: dict[str, Any]) -> Any:
+    """Mean cross-entropy over the call tokens of a batch."""
+    import torch
+
+    logits, targets = call_logits(model, batch)
+    return torch.nn.functional.cross_entropy(logits.reshape(-1, logits.size(-1)).float(), targets.reshape(-1),
+                                             ignore_index=-100)  # fmt: skip
+
+
+def batch_order(lengths: list[int], batch_size: int, seed: int) -> list[list[int]]:
+    """One epoch's batches: shuffled by ``seed``, then rows of similar length grouped (sorted within windows of 32
+    batches) so padding to each batch's longest row wastes little; the batches themselves are shuffled too."""
+    rng = random.Random(seed)
+    order = list(range(len(lengths)))
+    rng.shuffle(order)
+    window = batch_size * 32
+    batches = []
+    for start in range(0, len(order), window):
+        chunk = sorted(order[start : start + window], key=lambda i: lengths[i])
+        batches += [chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size)]
+    rng.shuffle(batches)
+    return batches
+
+
 def evaluate_loss(model: Any, rows: list[Encoded], pad_id: int, batch_size: int = 16) -> dict[str, float]:
     """Validation loss per call token and teacher-forced call accuracy: the share of rows whose every call token
     is the model's argmax, which is exactly whether unconstrained greedy decoding would write the call."""
@@ -127,8 +162,7 @@ def evaluate_loss(model: Any, rows: list[Encoded], pad_id: int, batch_size: int 
         for start in range(0, len(rows), batch_size):
             batch = collate(rows[start : start + batch_size], pad_id)
             batch = {k: v.to(model.device) for k, v in batch.items()}
-            logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits[:, :-1]
-            targets = batch["labels"][:, 1:]
+            logits, targets = call_logits(model, batch)
             mask = targets != -100
             loss = torch.nn.functional.cross_entropy(
                 logits.reshape(-1, logits.size(-1)).float(), targets.reshape(-1), ignore_index=-100, reduction="sum"
@@ -155,6 +189,26 @@ def _subset(rows: list[dict], limit: int | None, seed: int) -> list[dict]:
                 picked.append(by_skill[skill].pop(0))
     random.Random(seed).shuffle(picked)
     return picked
+
+
+def span_starts(rows: list[dict], registry: Registry, keep: int = 6) -> dict[str, list[str]]:
+    """For each span parameter ("skill.param"), the words that most often come right before its value in the
+    rows, most frequent first ("" = the value starts the utterance). Recorded in the card: a router drafts
+    where a span probably starts from them (a guess the model checks, never a constraint)."""
+    counts: dict[str, Counter[str]] = {}
+    for row in rows:
+        try:
+            call = registry.parse(row["call"])
+        except SkillcallError:
+            continue
+        spans = {p.name for p in registry.get(call.name).parameters if p.span}
+        for name, value in call.arguments.items():
+            at = row["text"].find(value) if name in spans else -1
+            if at >= 0:
+                before = row["text"][:at].split()
+                word = before[-1].rstrip(",.:;!?").lower() if before else ""
+                counts.setdefault(f"{call.name}.{name}", Counter())[word] += 1
+    return {key: [word for word, _ in counter.most_common(keep)] for key, counter in sorted(counts.items())}
 
 
 def _sha256(path: Path) -> str:
@@ -258,14 +312,14 @@ def train(options: TrainOptions, registry: Registry) -> TrainResult:
         bar = tqdm(total=total_steps, initial=step, unit="step", desc="train")
     model.train()
     running = None
+    lengths = [len(row.input_ids) for row in train_set]
     while step < total_steps:
         epoch, index = divmod(step, steps_per_epoch)
-        order = list(range(len(train_set)))  # the same order on resume: a function of seed and epoch
-        random.Random(options.seed * 1000 + epoch).shuffle(order)
-        offset = index * global_batch
-        batch_rows = [train_set[i] for i in order[offset : offset + global_batch][accelerator.process_index :: shards]]
+        # the same batches on resume: a function of seed and epoch
+        batches = batch_order(lengths, global_batch, options.seed * 1000 + epoch)
+        batch_rows = [train_set[i] for i in batches[index][accelerator.process_index :: shards]]
         batch = {k: v.to(accelerator.device) for k, v in collate(batch_rows, pad_id).items()}
-        loss = model(**batch).loss
+        loss = call_loss(model, batch)
         accelerator.backward(loss)
         accelerator.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
@@ -322,6 +376,7 @@ def train(options: TrainOptions, registry: Registry) -> TrainResult:
         "examples_fingerprint": dataset_card.get("examples_fingerprint"),
         "dataset": {"train_rows": len(train_set), "validation_rows": len(eval_set),
                     "train_sha256": _sha256(options.data / "train.jsonl")},  # fmt: skip
+        "span_starts": span_starts(train_rows, registry),
         "lora": options.lora.model_dump(),
         "training": {"steps": step, "epochs": round(step * global_batch / len(train_set), 3), "processes": shards,
                      "batch_size": options.batch_size, "learning_rate": options.learning_rate,

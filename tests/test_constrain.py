@@ -51,3 +51,18 @@ def test_only_loaded_skills(registry, settings, tmp_path):
     assert with_user.state('greet(name="Bob")')[0] == NO
     assert with_user.state("greet(name=\"Ada\", times=x")[0] == NO
     assert CallAcceptor(registry, "say hi to Ada").state("greet(")[0] == NO
+
+
+@pytest.mark.parametrize(
+    ("utterance", "text", "rest"),
+    [
+        ("what's the weather in Berlin?", 'weather(location="Ber', 'lin")'),
+        ("note that the oven is 200, not 180.", 'notes(action="add", note="the oven', ' is 200, not 180")'),
+        ('she said "hi" to me', 'ask(question="she said \\"hi', '\\" to me")'),
+        ("what's the weather in Berlin?", 'weather(location="', ""),  # the model chooses where a span starts
+        ("what's the weather in Berlin?", "weather(", ""),
+        ("what's the weather in Berlin?", 'weather(location="Paris', ""),  # not a span: no guess
+    ],
+)  # fmt: skip
+def test_span_rest_guesses_the_rest_of_the_utterance(registry, utterance, text, rest):
+    assert CallAcceptor(registry, utterance).span_rest(text) == rest

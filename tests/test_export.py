@@ -1,7 +1,7 @@
 """The llama.cpp export is numerically right: llama.cpp's logits on the exported router vs PyTorch's.
 
-Tolerance, on a full-F32 copy of the base (so only the export is under test, not Q4 arithmetic): the argmax agrees
-at every position and no logit differs by more than 0.1. A LoRA with random weights on q/k/v/o makes the deltas
+Tolerance, on a full-F32 copy of the base (so only the export is under test, not Q4 arithmetic): no logit differs
+by more than 0.1, and the argmax agrees at every position whose top two logits are more than 0.2 apart. A LoRA with random weights on q/k/v/o makes the deltas
 large; without the q/k row permutation the same comparison fails (the last test proves the check can fail).
 """
 
@@ -44,8 +44,8 @@ def lora():
 
 @pytest.fixture(scope="module")
 def f32_base(tmp_path_factory):
-    return export.write_merged_gguf(resolve_gguf(DEFAULT_BASE), None, 0, 1,
-                                    tmp_path_factory.mktemp("base") / "base-f32.gguf", dtype="f32", full=True)
+    return export.write_merged_gguf(resolve_gguf(DEFAULT_BASE), None, tmp_path_factory.mktemp("base") / "base-f32.gguf",
+                                    dtype="f32", full=True)  # fmt: skip
 
 
 def _llama_logits(model_path, texts, lora_path=None):
@@ -63,12 +63,16 @@ def _llama_logits(model_path, texts, lora_path=None):
 
 
 def _compare(ours, theirs):
+    """(largest logit difference, argmax agreement over the positions PyTorch decides by more than twice the
+    tolerance; a closer top two is a tie that float rounding may break either way)."""
     worst, agree, total = 0.0, 0, 0
     for a, b in zip(ours, theirs, strict=True):
         assert a.shape == b.shape
         worst = max(worst, float(np.abs(a - b).max()))
-        agree += int((a.argmax(-1) == b.argmax(-1)).sum())
-        total += a.shape[0]
+        top2 = np.sort(b, axis=-1)[:, -2:]
+        decided = top2[:, 1] - top2[:, 0] > 2 * TOLERANCE
+        agree += int((a.argmax(-1) == b.argmax(-1))[decided].sum())
+        total += int(decided.sum())
     return worst, agree / total
 
 
@@ -85,8 +89,9 @@ def test_adapter_gguf_matches_pytorch(lora, f32_base, tmp_path):
 
 
 def test_merged_gguf_matches_pytorch(lora, tmp_path):
-    merged = export.write_merged_gguf(resolve_gguf(DEFAULT_BASE), lora["state"], 8, 4, tmp_path / "merged.gguf",
-                                      dtype="f32", full=True)  # fmt: skip
+    adapter = export.write_adapter_gguf(lora["state"], 8, 9, 3, tmp_path / "adapter.gguf", dtype="f32")
+    merged = export.write_merged_gguf(resolve_gguf(DEFAULT_BASE), adapter, tmp_path / "merged.gguf", dtype="f32",
+                                      full=True)  # fmt: skip
     worst, agreement = _compare(_llama_logits(merged, lora["texts"]), lora["logits"])
     assert agreement == 1.0 and worst < TOLERANCE, (agreement, worst)
 

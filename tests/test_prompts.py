@@ -7,7 +7,7 @@ import pytest
 from finetune.prompts import MAX_UTTERANCE_CHARS, PromptError, load_template, skills_text
 
 
-@pytest.mark.parametrize("family", ["chatml", "mistral", "llama2", "alpaca"])
+@pytest.mark.parametrize("family", ["compact", "chatml", "mistral", "llama2", "alpaca"])
 def test_every_family_renders_prompt_then_completion(family, registry):
     template = load_template(family)
     prefix, utterance, suffix = template.parts("  What's the\nweather in Oslo?  ", skills_text(registry, "names"))
@@ -29,6 +29,13 @@ def test_chatml_exact_text():
     )
 
 
+def test_compact_is_the_default_and_puts_one_token_after_the_utterance():
+    template = load_template()
+    assert template.name == "compact"
+    assert template.render("hi") + template.render_completion("other()") == "<|im_start|>hi<|im_end|>other()<|im_end|>"
+    assert template.after == "<|im_end|>"  # a single special token: what routing evaluates besides the words
+
+
 def test_the_prefix_does_not_depend_on_the_utterance():
     template = load_template("chatml")
     assert template.render("a").startswith(template.prefix()) and template.render("b").startswith(template.prefix())
@@ -47,7 +54,7 @@ def test_skill_lists(registry):
 
 
 def test_unknown_and_malformed_templates(tmp_path):
-    with pytest.raises(PromptError, match="use one of alpaca, chatml, llama2, mistral"):
+    with pytest.raises(PromptError, match="use one of alpaca, chatml, compact, llama2, mistral"):
         load_template("gpt5")
     bad = tmp_path / "bad.toml"
     bad.write_text('system = "x"\nsystem_block = ""\nbefore = "{nope}"\nafter = ""\ncompletion = "{call}"\n')

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -21,22 +22,22 @@ def shipped():
     return load_router(RouterOptions(threads=2), registry)
 
 
-@pytest.mark.parametrize(
-    ("text", "call"),
-    [
-        ("What's the weather like in Lisbon today?", 'weather(location="Lisbon")'),
-        ("what time is it in buenos aires", 'timecheck(location="buenos aires")'),
-        ("Set a timer for twelve minutes.", 'timer(duration="twelve minutes")'),
-        ("Stop the timer.", "cancel_timer()"),
-        ("What is 17 times 23?", 'math(question="17 times 23")'),
-        ("Add pick up the dry cleaning to my notes.", 'notes(action="add", note="pick up the dry cleaning")'),
-        ("Read me my notes.", 'notes(action="list")'),
-        ("Any news about the Olympics?", 'news(topic="Olympics")'),
-        ("Open Firefox.", 'runapp(program="Firefox")'),
-        ("Why do cats purr?", 'ask(question="Why do cats purr")'),
-        ("Thanks, that's all for now.", "other()"),
-    ],
-)
+SHIPPED_CASES = [
+    ("What's the weather like in Lisbon today?", 'weather(location="Lisbon")'),
+    ("what time is it in buenos aires", 'timecheck(location="buenos aires")'),
+    ("Set a timer for twelve minutes.", 'timer(duration="twelve minutes")'),
+    ("Stop the timer.", "cancel_timer()"),
+    ("What is 17 times 23?", 'math(question="17 times 23")'),
+    ("Add pick up the dry cleaning to my notes.", 'notes(action="add", note="pick up the dry cleaning")'),
+    ("Read me my notes.", 'notes(action="list")'),
+    ("Any news about the Olympics?", 'news(topic="Olympics")'),
+    ("Open Firefox.", 'runapp(program="Firefox")'),
+    ("Why do cats purr?", 'ask(question="Why do cats purr")'),
+    ("Thanks, that's all for now.", "other()"),
+]
+
+
+@pytest.mark.parametrize(("text", "call"), SHIPPED_CASES)
 def test_the_shipped_router_routes_new_utterances(shipped, text, call):
     assert str(shipped.route(text)) == call
 
@@ -64,6 +65,43 @@ def test_bad_input_still_routes_to_a_valid_call(shipped, text):
 def test_a_batch_routes_each(shipped):
     results = shipped.route_batch(["Stop the timer.", "Open Firefox."])
     assert [str(r.call) for r in results] == ["cancel_timer()", 'runapp(program="Firefox")']
+
+
+DRAFTED = [
+    "how do I get my toddler to eat vegetables",
+    "Note that the recipe needs 250 grams of butter, not 200.",
+    "what's the weather like in new york",
+    "set a timer for five minutes and ten seconds",
+    'Could you explain what "machine learning" means?',
+    "Thanks, that's all for now.",
+]
+
+
+def test_drafting_saves_evaluations_and_never_changes_the_call(shipped):
+    plain = load_router(RouterOptions(threads=2, draft_tokens=0), shipped.registry)
+    drafted = [shipped.route_result(text) for text in DRAFTED]
+    one_by_one = [plain.route_result(text) for text in DRAFTED]
+    assert [r.raw for r in drafted] == [r.raw for r in one_by_one]
+    assert all(r.drafted_tokens == 0 and r.evaluations == r.generated_tokens for r in one_by_one)
+    assert sum(r.drafted_tokens for r in drafted) >= 10
+    assert sum(r.evaluations for r in drafted) < sum(r.evaluations for r in one_by_one) / 2
+    # the span is guessed from the word before it ("in"): the utterance, then the whole call in one batch
+    result = shipped.route_result("what's the weather in Lisbon")
+    assert str(result.call) == 'weather(location="Lisbon")' and result.evaluations == 2
+
+
+def test_the_adapter_is_merged_once_into_a_cached_q8_0_model(shipped):
+    from finetune.base import cache_dir
+
+    merged = Path(shipped.llm.model_path)
+    assert merged.parent == cache_dir() / "routers" and merged.name.endswith("-q8_0.gguf")
+    built = merged.stat().st_mtime_ns
+    live = load_router(RouterOptions(threads=2, merge=False), shipped.registry)
+    assert live.llm.model_path != shipped.llm.model_path
+    texts = [text for text, _ in SHIPPED_CASES] + DRAFTED
+    assert [str(live.route(t)) for t in texts] == [str(shipped.route(t)) for t in texts]
+    load_router(RouterOptions(threads=2), shipped.registry)
+    assert merged.stat().st_mtime_ns == built  # reused, not rebuilt
 
 
 def test_the_untuned_base_is_constrained_to_valid_calls():

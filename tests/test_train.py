@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import math
+import random
 
 import pytest
 
@@ -10,12 +12,26 @@ from finetune.base import DEFAULT_BASE, load_base, resolve_gguf
 from finetune.dataset import DatasetOptions, build_dataset
 from finetune.examples import EXAMPLES_DIR, load_examples
 from finetune.prompts import load_template
-from finetune.train import TrainError, TrainOptions, collate, encode_row, train
+from finetune.train import (
+    TrainError,
+    TrainOptions,
+    batch_order,
+    call_loss,
+    collate,
+    encode_row,
+    span_starts,
+    train,
+)
 
 
 @pytest.fixture(scope="module")
-def tokenizer():
-    return load_base()[1]
+def base_model():
+    return load_base()
+
+
+@pytest.fixture(scope="module")
+def tokenizer(base_model):
+    return base_model[1]
 
 
 @pytest.fixture(scope="module")
@@ -65,6 +81,47 @@ def test_collate_pads_to_the_batch_and_masks_padding(tokenizer):
     assert batch["attention_mask"][0, short:].sum() == 0 and (batch["labels"][0, short:] == -100).all()
 
 
+def test_call_loss_is_the_models_loss_with_the_prompt_logits_skipped(base_model):
+    import torch
+
+    model, tokenizer = base_model
+    template = load_template()
+    rows = [encode_row(tokenizer, template, "", text, call) for text, call in
+            [("hi", "other()"), ("what's the weather like in new york", 'weather(location="new york")')]]  # fmt: skip
+    batch = collate(rows, tokenizer.pad_token_id)
+    with torch.no_grad():
+        assert torch.allclose(call_loss(model, batch), model(**batch).loss, atol=1e-4)
+
+
+def test_batches_group_similar_lengths_and_cover_every_row_once():
+    lengths = [random.Random(i).randint(5, 40) for i in range(203)]
+    batches = batch_order(lengths, 8, seed=3)
+    assert sorted(i for batch in batches for i in batch) == list(range(203)) and len(batches) == math.ceil(203 / 8)
+    assert batch_order(lengths, 8, seed=3) == batches != batch_order(lengths, 8, seed=4)
+    shuffled = list(range(203))
+    random.Random(3).shuffle(shuffled)
+    plain = [shuffled[k : k + 8] for k in range(0, 203, 8)]
+
+    def padded(batches):
+        return sum(len(batch) * max(lengths[i] for i in batch) for batch in batches)
+
+    assert padded(batches) < 0.8 * padded(plain)  # less padding, so less compute per epoch
+
+
+def test_span_starts_are_the_words_right_before_each_span(registry_module):
+    rows = [
+        {"text": "weather in Paris, please", "call": 'weather(location="Paris")'},
+        {"text": "How's the weather IN Rome?", "call": 'weather(location="Rome")'},
+        {"text": "Oslo weather for tomorrow", "call": 'weather(location="Oslo")'},
+        {"text": "Why is the sky blue?", "call": 'ask(question="Why is the sky blue")'},
+        {"text": "Note that: milk", "call": 'notes(action="add", note="milk")'},
+        {"text": "set a timer", "call": "timer("},  # unparseable rows are skipped
+    ]
+    assert span_starts(rows, registry_module) == {
+        "ask.question": [""], "notes.note": ["that"], "weather.location": ["in", ""],
+    }  # fmt: skip
+
+
 @pytest.fixture(scope="module")
 def data(tmp_path_factory, registry_module):
     out = tmp_path_factory.mktemp("data")
@@ -93,8 +150,9 @@ def test_a_short_run_writes_the_whole_router(trained, registry_module):
     for name in ("router.json", "router.gguf", "loss.png", "adapter/adapter_config.json", "checkpoint/state.json"):
         assert (out / name).is_file(), name
     card = json.loads((out / "router.json").read_text())
-    assert card["base"] == DEFAULT_BASE and card["template"] == "chatml"
+    assert card["base"] == DEFAULT_BASE and card["template"] == "compact"
     assert set(card["skills"]) == set(registry_module.names)
+    assert all(key.split(".")[0] in card["skills"] for key in card["span_starts"])
     assert len(card["examples_fingerprint"]) == 64
     assert card["training"]["steps"] == 3 and card["dataset"]["train_rows"] == 20
     assert 0 <= card["metrics"]["validation_call_accuracy"] <= 1
