@@ -53,11 +53,16 @@ class CallAcceptor:
 
     registry: Registry
     utterance: str
+    spans: bool = True
+    """False: text arguments may be any JSON string, not only spans of the utterance."""
 
     def __post_init__(self) -> None:
         self.source = json.dumps(self.utterance, ensure_ascii=False)[1:-1]  # spans as they appear in a call
         self.names = sorted(self.registry.names)
         self.kinds = {(s.name, p.name): _kind(p) for s in self.registry for p in s.parameters}
+        if not self.spans:
+            self.kinds = {key: ("text", choices) if kind == "span" else (kind, choices)
+                          for key, (kind, choices) in self.kinds.items()}  # fmt: skip
 
     def state(self, text: str) -> tuple[Status, list[str] | None]:
         """Whether ``text`` is a complete call, a prefix of one, or neither; for a prefix at a point where only

@@ -239,7 +239,7 @@ class LlamaCppRouter(Router):
         self.llm.eval(tokens)
         if not self.options.constrain:
             return self._route_free(text, tokens, started)
-        acceptor = CallAcceptor(self.registry, utterance)
+        acceptor = CallAcceptor(self.registry, utterance, spans=self.options.spans)
         rows, draft = [self._logits()], []  # rows[k]: the logits after what is cached less the draft, plus draft[:k]
         generated: list[int] = []
         raw, forced_count, drafted, evaluations, reason, done = b"", 0, 0, 1, None, False

@@ -66,3 +66,9 @@ def test_only_loaded_skills(registry, settings, tmp_path):
 )  # fmt: skip
 def test_span_rest_guesses_the_rest_of_the_utterance(registry, utterance, text, rest):
     assert CallAcceptor(registry, utterance).span_rest(text) == rest
+
+
+def test_spans_can_be_switched_off(registry):
+    call = 'weather(location="Paris")'
+    assert CallAcceptor(registry, "what's the weather like").state(call)[0] == NO
+    assert CallAcceptor(registry, "what's the weather like", spans=False).state(call)[0] == COMPLETE
