@@ -74,8 +74,9 @@ class CallAcceptor:
         """When ``text`` ends inside a span value, the likeliest rest of the call: the words that follow the value
         so far in the utterance (less trailing punctuation) and the closing quote. For a value not begun yet,
         ``starts`` ("skill.param" -> words that usually come right before it, "" = the utterance's start) says
-        where to begin. A guess for a router to verify (prompt-lookup drafting), never a constraint; "" when
-        there is nothing to guess."""
+        where: after the last place one of those words occurs (spans tend to end the utterance), else at the
+        start if "" is among them. A guess for a router to verify (prompt-lookup drafting), never a constraint;
+        "" when there is nothing to guess."""
         status, _, open_span = self._scan(text)
         if status != PARTIAL or open_span is None:
             return ""
@@ -84,8 +85,9 @@ class CallAcceptor:
         if value:
             at = self.source.index(value) + len(value)
         else:
-            at = next((self._after(word) for word in (starts or {}).get(key, ()) if self._after(word) is not None),
-                      None)  # fmt: skip
+            words = (starts or {}).get(key, [])
+            found = [at for word in words if word for at in self._after(word)]
+            at = max(found) if found else (self._after("")[0] if "" in words and self._after("") else None)
             if at is None:
                 return ""
         rest = self.source[at:].rstrip(" ?!.,;:")
@@ -94,10 +96,10 @@ class CallAcceptor:
                 return rest + close
         return rest
 
-    def _after(self, word: str) -> int | None:
-        """Where the first word after ``word`` starts in the utterance ("" = its first word); None if absent."""
-        match = re.search(r"^\W*" if not word else rf"(?<!\w){re.escape(word)}\W*\s", self.source, re.IGNORECASE)
-        return match.end() if match and match.end() < len(self.source) else None
+    def _after(self, word: str) -> list[int]:
+        """Where a word starts right after each occurrence of ``word`` in the utterance ("" = its first word)."""
+        pattern = r"^\W*" if not word else rf"(?<!\w){re.escape(word)}\W*\s"
+        return [m.end() for m in re.finditer(pattern, self.source, re.IGNORECASE) if m.end() < len(self.source)]
 
     def _scan(self, text: str) -> tuple[Status, list[str] | None, tuple[int, str] | None]:
         """``state``, plus (where its value starts, "skill.param") when ``text`` ends inside a span argument."""

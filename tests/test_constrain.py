@@ -72,3 +72,20 @@ def test_spans_can_be_switched_off(registry):
     call = 'weather(location="Paris")'
     assert CallAcceptor(registry, "what's the weather like").state(call)[0] == NO
     assert CallAcceptor(registry, "what's the weather like", spans=False).state(call)[0] == COMPLETE
+
+
+@pytest.mark.parametrize(
+    ("utterance", "text", "rest"),
+    [
+        ("what's the weather in Berlin?", 'weather(location="', 'Berlin")'),
+        ("What's the news on the Lunar New Year?", 'news(topic="', 'Lunar New Year")'),  # the last "the"
+        ("Hey Otto, why is the sky blue?", 'ask(question="', 'why is the sky blue")'),
+        ("why is the sky blue", 'ask(question="', 'why is the sky blue")'),  # "" = the first word
+        ("open", 'runapp(program="', ""),  # nothing after the word: no guess
+        ("what's the weather like", 'weather(location="', ""),
+    ],
+)  # fmt: skip
+def test_span_rest_guesses_where_a_span_starts_from_the_words_before_it(registry, utterance, text, rest):
+    starts = {"weather.location": ["in"], "news.topic": ["the", "on"], "ask.question": ["", "otto"],
+              "runapp.program": ["open"]}  # fmt: skip
+    assert CallAcceptor(registry, utterance).span_rest(text, starts) == rest
