@@ -263,7 +263,8 @@ def train_command(
             data=data, max_steps=max_steps, batch_size=batch_size, learning_rate=learning_rate, seed=seed,
             resume=resume, four_bit=four_bit, max_train_rows=max_train_rows, progress=True,
             lora=LoraOptions(r=rank, alpha=2 * rank),
-            **{k: v for k, v in {"out": out, "base": base, "epochs": epochs, "template": template}.items() if v},
+            **{k: v for k, v in {"out": out, "base": base, "epochs": epochs, "template": template}.items()
+               if v is not None},
         )  # fmt: skip
         result = train(options, _registry(_config()))
     except SkillcallError as exc:

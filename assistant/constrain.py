@@ -92,7 +92,7 @@ class CallAcceptor:
                 return ""
         rest = self.source[at:].rstrip(" ?!.,;:")
         for close in ('")', '"'):
-            if rest and self.state(text + rest + close)[0] != NO:
+            if self.state(text + rest + close)[0] != NO:
                 return rest + close
         return rest
 

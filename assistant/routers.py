@@ -24,7 +24,7 @@ from pydantic import BaseModel, Field
 
 from finetune.base import DEFAULT_BASE, ModelError, resolve_gguf
 from finetune.export import check_adapter_gguf, merged_router
-from finetune.prompts import DEFAULT_TEMPLATE, SkillList, clean_utterance, load_template, skills_text
+from finetune.prompts import SkillList, clean_utterance, load_template, skills_text
 from finetune.train import ADAPTER_DIR, ADAPTER_GGUF, ROUTER_CARD, ROUTER_DIR
 from skills import CallError, Registry, SkillCall
 
@@ -32,6 +32,8 @@ from .constrain import COMPLETE, NO, PARTIAL, CallAcceptor
 
 logger = logging.getLogger(__name__)
 OTHER = SkillCall("other")
+MERGE_MAX_BYTES = 1 << 30
+"""Bigger bases keep the adapter applied live: a merged Q8_0 of a 7B model is larger and slower than its Q4."""
 
 
 class RouterOptions(BaseModel):
@@ -45,12 +47,13 @@ class RouterOptions(BaseModel):
     template: str | None = Field(None, description="Prompt template; None = the one the router was trained with.")
     skill_list: SkillList | None = Field(None, description="Skill list in the prompt; None = as trained.")
     constrain: bool = Field(True, description="Constrained decoding (llama.cpp): only valid calls can come out.")
-    merge: bool = Field(True, description="llama.cpp: serve base and adapter merged into one Q8_0 GGUF, built once "
-                        "into the user cache (about 10 s, 145 MB); a third faster than applying the adapter live.")
+    merge: bool = Field(True, description="llama.cpp, bases under 1 GB: serve base and adapter merged into one Q8_0 "
+                        "GGUF, built once into the user cache (the bundled base: about 10 s, 145 MB); a third faster "
+                        "than applying the adapter live.")
     spans: bool = Field(True, description="Text arguments must be spans of the utterance (llama.cpp).")
     max_tokens: int = Field(48, ge=4, description="Token bound on one call.")
-    draft_tokens: int = Field(12, ge=0, description="llama.cpp: tokens guessed ahead (the rest of a span) and "
-                              "verified in one batch; 0 = one evaluation per generated token.")
+    draft_tokens: int = Field(12, ge=0, le=64, description="llama.cpp: tokens guessed ahead (the rest of a span) "
+                              "and verified in one batch; 0 = one evaluation per generated token.")
     threads: int | None = Field(None, ge=1, description="CPU threads; None = all cores.")
     n_ctx: int = Field(1024, ge=128, description="llama.cpp context size.")
     base_url: str | None = Field(None, description="openai router: the endpoint's base URL.")
@@ -117,7 +120,7 @@ class Router:
         return RouteResult(text, call, raw, time.perf_counter() - started, reason=reason, **counts)
 
     def _template(self):
-        return load_template(self.options.template or self.card.get("template") or DEFAULT_TEMPLATE)
+        return load_template(self.options.template or self.card.get("template") or "chatml")  # untuned: chat turns
 
     def _skills_text(self) -> str:
         return skills_text(self.registry, self.options.skill_list or self.card.get("skill_list") or "none")
@@ -161,7 +164,7 @@ class LlamaCppRouter(Router):
                 raise ModelError(f"router adapter {adapter} is missing; rebuild it with `skillcall train`")
             check_adapter_gguf(adapter, base)
         model = base
-        if adapter is not None and self.options.merge:
+        if adapter is not None and self.options.merge and base.stat().st_size < MERGE_MAX_BYTES:
             try:
                 model, adapter = merged_router(base, adapter), None
             except OSError as exc:
@@ -210,15 +213,16 @@ class LlamaCppRouter(Router):
         llm.n_tokens += len(tokens)
         return [self._logits(i) for i in range(first, len(tokens))]
 
-    def _draft(self, raw: bytes, acceptor: CallAcceptor) -> list[int]:
-        """A guess at the next tokens, checked by the model in the same batch as the pending ones (only tokens
-        it picks itself are kept, so drafting never changes the call): the grammar's forced text, an argument
-        rather than ``)`` at each choice of fixed strings, and for a span the rest of the utterance (prompt-lookup
-        drafting) from the value so far, or before it begins from after the word that most often precedes it in
-        the training rows (the card's ``span_starts``). On a CPU an extra token in a batch costs about a third of
-        an evaluation of its own, so a draft that is mostly right saves whole evaluations."""
+    def _draft(self, raw: bytes, acceptor: CallAcceptor, room: int) -> list[int]:
+        """A guess at the next tokens (at most ``room``), checked by the model in the same batch as the pending
+        ones: the grammar's forced text, an argument rather than ``)`` at each choice of fixed strings, and for a
+        span the rest of the utterance (prompt-lookup drafting) from the value so far, or, before it begins, from
+        after the last word that usually precedes it in the training rows (the card's ``span_starts``). Only
+        tokens the model picks itself are kept, so the call is the one token-by-token decoding writes (up to
+        float rounding on near-ties: batched and single-token kernels round differently). On a CPU an extra
+        token in a batch costs about a third of an evaluation of its own."""
         so_far = _utf8_prefix(raw)
-        if so_far is None or not self.options.draft_tokens:
+        if so_far is None or room <= 0:
             return []
         guess = acceptor.forced(so_far)
         for _ in range(4):
@@ -228,7 +232,7 @@ class LlamaCppRouter(Router):
             choice = next((option for option in options if option != ")"), options[0])
             guess += choice + acceptor.forced(so_far + guess + choice)
         guess += acceptor.span_rest(so_far + guess, self.card.get("span_starts"))
-        return self._tokens(guess, special=False)[: self.options.draft_tokens] if guess else []
+        return self._tokens(guess, special=False)[:room] if guess else []
 
     def _route(self, text: str, started: float) -> RouteResult:
         utterance = clean_utterance(text)
@@ -253,6 +257,8 @@ class LlamaCppRouter(Router):
                 if token is None:
                     reason = "no token continues a valid call"
                     break
+                hit = kept < len(draft) and token == draft[kept]
+                drafted += hit
                 generated.append(token)
                 raw += self.pieces[token]
                 so_far = _utf8_prefix(raw)
@@ -265,9 +271,8 @@ class LlamaCppRouter(Router):
                     done = True
                     break
                 extra = self._force(generated, so_far + forced, acceptor) if forced else []
-                if kept < len(draft) and token == draft[kept]:
+                if hit:
                     kept += 1
-                    drafted += 1
                     if extra and draft[kept : kept + len(extra)] == extra:
                         kept += len(extra)  # the forced tokens were drafted too: cached already
                         generated += extra
@@ -286,7 +291,11 @@ class LlamaCppRouter(Router):
             generated += extra  # forced: appended without sampling, evaluated in the next batch
             raw += b"".join(self.pieces[t] for t in extra)
             forced_count += len(extra)
-            draft = self._draft(raw, acceptor)
+            room = self.options.max_tokens - len(generated)  # the token bound keeps the cache within n_ctx
+            if room < 0:
+                reason = f"no complete call within {self.options.max_tokens} tokens"
+                break
+            draft = self._draft(raw, acceptor, min(room, self.options.draft_tokens))
             rows = self._decode(pending, draft)
             evaluations += 1
         return self._finish(text, raw.decode("utf-8", "replace"), started, prompt_tokens=len(tokens),

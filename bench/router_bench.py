@@ -15,7 +15,7 @@ import platform
 import statistics
 import time
 
-from assistant.routers import RouterOptions, load_router
+from assistant.routers import RouterOptions, load_router, read_card
 from finetune.dataset import DatasetOptions, read_jsonl, split_rows
 from finetune.evaluate import evaluate, percentile
 from finetune.examples import EXAMPLES_DIR, load_examples
@@ -42,8 +42,9 @@ def main() -> None:
     if args.draft_tokens is not None:
         tuned["draft_tokens"] = args.draft_tokens
     variants = {"tuned": RouterOptions(**tuned)}
-    if not args.no_base:
-        variants["untuned base"] = RouterOptions(threads=args.threads, router_dir=None)
+    if not args.no_base:  # the same prompt as the tuned router
+        card = read_card(RouterOptions().router_dir)
+        variants["untuned base"] = RouterOptions(threads=args.threads, router_dir=None, template=card.get("template"))
     for name, options in variants.items():
         started = time.perf_counter()
         router = load_router(options, registry)

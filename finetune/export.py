@@ -24,6 +24,8 @@ GGUF_NAMES = {
     "q_proj": "attn_q", "k_proj": "attn_k", "v_proj": "attn_v", "o_proj": "attn_output",
     "gate_proj": "ffn_gate", "up_proj": "ffn_up", "down_proj": "ffn_down",
 }  # fmt: skip
+MERGE_VERSION = 1
+"""Bump when ``write_merged_gguf`` changes what it writes: cached merged routers are rebuilt."""
 _LORA_KEY = re.compile(r"layers\.(\d+)\.(?:self_attn|mlp)\.(\w+)\.lora_([AB])(?:\.default)?\.weight$")
 
 
@@ -57,12 +59,17 @@ def lora_pairs(state_dict: dict, n_head: int, n_head_kv: int) -> dict[str, tuple
 
 
 def _commit(writer, temp: Path, out: Path) -> Path:
-    """Write the GGUF to its temporary name, then rename it into place (a crash leaves the old file)."""
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
-    temp.replace(out)
+    """Write the GGUF to its temporary name, then rename it into place (a failure leaves the old file and no
+    partial one)."""
+    try:
+        writer.write_header_to_file()
+        writer.write_kv_data_to_file()
+        writer.write_tensors_to_file()
+        writer.close()
+        temp.replace(out)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
     return out
 
 
@@ -86,17 +93,17 @@ def write_adapter_gguf(
     return _commit(writer, temp, out)
 
 
-def adapter_deltas(adapter_gguf: Path) -> dict[str, np.ndarray]:
-    """GGUF base tensor name -> the update ``alpha / r * B @ A`` a llama.cpp LoRA adapter file makes to it."""
+def adapter_pairs(adapter_gguf: Path) -> tuple[dict[str, dict[str, np.ndarray]], float]:
+    """GGUF base tensor name -> {"lora_a", "lora_b"} of a llama.cpp LoRA adapter file, and its alpha. The update
+    to a tensor is ``alpha / r * lora_b @ lora_a``."""
     import gguf
 
     reader = gguf.GGUFReader(adapter_gguf)
-    alpha = float(reader.fields["adapter.lora.alpha"].contents())
     sides: dict[str, dict[str, np.ndarray]] = {}
     for tensor in reader.tensors:
         name, _, side = tensor.name.rpartition(".")
         sides.setdefault(name, {})[side] = np.asarray(tensor.data, dtype=np.float32)
-    return {name: (alpha / pair["lora_a"].shape[0]) * (pair["lora_b"] @ pair["lora_a"]) for name, pair in sides.items()}
+    return sides, float(reader.fields["adapter.lora.alpha"].contents())
 
 
 def write_merged_gguf(
@@ -114,7 +121,7 @@ def write_merged_gguf(
 
     reader = gguf.GGUFReader(base_gguf)
     arch = reader.fields["general.architecture"].contents()
-    deltas = adapter_deltas(adapter_gguf) if adapter_gguf is not None else {}
+    pairs, alpha = adapter_pairs(adapter_gguf) if adapter_gguf is not None else ({}, 0.0)
     target = {"f32": gguf.GGMLQuantizationType.F32, "f16": gguf.GGMLQuantizationType.F16,
               "q8_0": gguf.GGMLQuantizationType.Q8_0}[dtype]  # fmt: skip
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -131,16 +138,17 @@ def write_merged_gguf(
             writer.add_key_value(field.name, field.contents(), value_type, sub_type=field.types[-1])
         else:
             writer.add_key_value(field.name, field.contents(), value_type)
-    missing = set(deltas)
+    missing = set(pairs)
     for tensor in reader.tensors:
         shape = tuple(int(d) for d in reversed(tensor.shape.tolist()))  # numpy order
-        convert = tensor.name in deltas or (full and tensor.tensor_type != gguf.GGMLQuantizationType.F32)
+        convert = tensor.name in pairs or (full and tensor.tensor_type != gguf.GGMLQuantizationType.F32)
         if not convert:
             writer.add_tensor(tensor.name, tensor.data, raw_shape=tensor.data.shape, raw_dtype=tensor.tensor_type)
             continue
         weights = dequantize(tensor.data, tensor.tensor_type).reshape(shape).astype(np.float32)
-        if tensor.name in deltas:
-            weights = weights + deltas[tensor.name].astype(np.float32)
+        if tensor.name in pairs:  # one delta at a time: a 7B's would not fit in memory together
+            a, b = pairs[tensor.name]["lora_a"], pairs[tensor.name]["lora_b"]
+            weights = weights + (alpha / a.shape[0]) * (b @ a)
             missing.discard(tensor.name)
         if target == gguf.GGMLQuantizationType.F32:
             writer.add_tensor(tensor.name, weights)
@@ -186,10 +194,13 @@ def check_adapter_gguf(adapter: Path, base_gguf: Path) -> None:
 
 def merged_router(base_gguf: Path, adapter_gguf: Path) -> Path:
     """Base and adapter merged into one Q8_0 GGUF, built once (about 10 s) and kept in the user cache, named by
-    both files' contents. llama.cpp evaluates it about a third faster than the Q4_1 base with the adapter applied
+    both files' contents and the merge code's version. llama.cpp evaluates it about a third faster than the Q4_1 base with the adapter applied
     at run time: Q8_0 has fast CPU matrix kernels and the adapter's extra matrix products are gone."""
-    digest = hashlib.sha256(adapter_gguf.read_bytes())
-    digest.update(f"{base_gguf.name}:{base_gguf.stat().st_size}".encode())
+    digest = hashlib.sha256(f"merge-v{MERGE_VERSION}".encode())
+    for source in (adapter_gguf, base_gguf):
+        with source.open("rb") as stream:
+            while chunk := stream.read(1 << 20):
+                digest.update(chunk)
     out = cache_dir() / "routers" / f"{base_gguf.stem}-{digest.hexdigest()[:16]}-q8_0.gguf"
     if not out.is_file():
         logger.warning("merging the router into %s once (about 10 s)", out)

@@ -121,10 +121,10 @@ def call_logits(model: Any, batch: dict[str, Any]) -> tuple[Any, Any]:
     """(logits, targets) for the call tokens only: the vocabulary projection (a fifth of the compute of a
     135M model) is skipped for positions whose prediction has no label (the prompt)."""
     labels = batch["labels"]
-    first = int((labels != -100).int().argmax(dim=1).min())  # the earliest label in the batch
+    first = max(1, int((labels != -100).int().argmax(dim=1).min()))  # the earliest label in the batch
     keep = labels.size(1) - first + 1  # logits from the position that predicts it
     logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], logits_to_keep=keep).logits
-    return logits[:, :-1], labels[:, first:]
+    return logits[:, -keep:-1], labels[:, first:]  # models without logits_to_keep return every position
 
 
 def call_loss(model: Any, batch: dict[str, Any]) -> Any:
@@ -205,9 +205,8 @@ def span_starts(rows: list[dict], registry: Registry, keep: int = 6) -> dict[str
         for name, value in call.arguments.items():
             at = row["text"].find(value) if name in spans else -1
             if at >= 0:
-                before = row["text"][:at].split()
-                word = before[-1].rstrip(",.:;!?").lower() if before else ""
-                counts.setdefault(f"{call.name}.{name}", Counter())[word] += 1
+                words = [w for w in (w.strip(",.:;!?\"'…-").lower() for w in row["text"][:at].split()) if w]
+                counts.setdefault(f"{call.name}.{name}", Counter())[words[-1] if words else ""] += 1
     return {key: [word for word, _ in counter.most_common(keep)] for key, counter in sorted(counts.items())}
 
 

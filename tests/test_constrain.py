@@ -61,7 +61,8 @@ def test_only_loaded_skills(registry, settings, tmp_path):
         ('she said "hi" to me', 'ask(question="she said \\"hi', '\\" to me")'),
         ("what's the weather in Berlin?", 'weather(location="', ""),  # the model chooses where a span starts
         ("what's the weather in Berlin?", "weather(", ""),
-        ("what's the weather in Berlin?", 'weather(location="Paris', ""),  # not a span: no guess
+        ("what's the weather in Berlin?", 'weather(location="Paris', ""),  # not a valid call: no guess
+        ("what's the weather in Berlin?", 'weather(location="Berlin', '")'),  # the utterance ends: close
     ],
 )  # fmt: skip
 def test_span_rest_guesses_the_rest_of_the_utterance(registry, utterance, text, rest):

@@ -90,6 +90,14 @@ def test_drafting_saves_evaluations_and_never_changes_the_call(shipped):
     assert str(result.call) == 'weather(location="Lisbon")' and result.evaluations == 2
 
 
+def test_drafting_stays_within_the_token_bound_and_the_context(shipped):
+    small = load_router(RouterOptions(threads=2, n_ctx=128, max_tokens=16), shipped.registry)
+    result = small.route_result("Note that " + "the garden fence needs painting again " * 40)  # cut to fit n_ctx
+    assert result.call.name in shipped.registry
+    assert result.generated_tokens + result.forced_tokens <= 16 + 4  # the bound, plus one forced stretch at most
+    assert small.llm.n_tokens <= 128
+
+
 def test_the_adapter_is_merged_once_into_a_cached_q8_0_model(shipped):
     from finetune.base import cache_dir
 
