@@ -282,8 +282,16 @@ def train(options: TrainOptions, registry: Registry) -> TrainResult:
     history: list[dict[str, float]] = []
     step, best = 0, {"call_accuracy": -1.0, "loss": math.inf, "step": 0}
     best_state: dict[str, Any] | None = None
+    setup = {"base": options.base, "template": options.template, "skill_list": options.skill_list,
+             "batch_size": options.batch_size, "seed": options.seed, "lora": options.lora.model_dump(),
+             "data": _sha256(options.data / "train.jsonl"), "max_train_rows": options.max_train_rows,
+             "batching": "length-grouped"}  # fmt: skip
     if options.resume and (checkpoint / "state.json").exists():
         state = json.loads((checkpoint / "state.json").read_text())
+        changed = [key for key in setup if state.get("setup", {}).get(key) != setup[key]]
+        if changed:
+            raise TrainError(f"{checkpoint} was started with another {', '.join(changed)}; train from scratch "
+                             "without --resume (or delete the checkpoint)")  # fmt: skip
         set_peft_model_state_dict(accelerator.unwrap_model(model), torch.load(checkpoint / "adapter.pt"))
         optimizer.load_state_dict(torch.load(checkpoint / "optimizer.pt"))
         scheduler.load_state_dict(torch.load(checkpoint / "scheduler.pt"))
@@ -301,7 +309,7 @@ def train(options: TrainOptions, registry: Registry) -> TrainResult:
         torch.save(scheduler.state_dict(), checkpoint / "scheduler.pt")
         if best_state is not None:
             torch.save(best_state, checkpoint / "best.pt")
-        state = {"step": step, "best": best, "history": history, "total_steps": total_steps}
+        state = {"step": step, "best": best, "history": history, "total_steps": total_steps, "setup": setup}
         (checkpoint / "state.json").write_text(json.dumps(state))
 
     bar = None

@@ -176,6 +176,12 @@ def test_resume_continues_from_the_checkpoint(trained, registry_module):
     assert [h["step"] for h in result.history] == [1, 2, 3, 4]
 
 
+def test_resume_refuses_a_checkpoint_started_another_way(trained, registry_module):
+    _, options = trained
+    with pytest.raises(TrainError, match="another template, batch_size; train from scratch"):
+        train(options.model_copy(update={"resume": True, "template": "chatml", "batch_size": 2}), registry_module)
+
+
 def test_missing_data_and_cpu_qlora_are_clear_errors(tmp_path, registry_module):
     with pytest.raises(TrainError, match="run `skillcall dataset"):
         train(TrainOptions(data=tmp_path, out=tmp_path / "r"), registry_module)
