@@ -1,8 +1,8 @@
 """Routers: utterance text -> one validated ``SkillCall``, behind one interface.
 
-- ``llama.cpp`` (default): the bundled SmolLM2 GGUF plus the shipped LoRA adapter, constrained decoding from the
-  live registry (spans of the utterance, forced tokens where only one continuation is possible), the prompt
-  prefix evaluated once and reused.
+- ``llama.cpp`` (default): the bundled SmolLM2 GGUF plus the shipped LoRA adapter (merged once into a cached
+  Q8_0 GGUF), constrained decoding from the live registry (spans of the utterance, forced tokens where only one
+  continuation is possible), drafted tokens checked in one batch, the prompt prefix evaluated once and reused.
 - ``transformers``: base + PEFT adapter in PyTorch, for a GPU user's fine-tuned 7B.
 - ``openai``: function calling against any OpenAI-compatible endpoint (OpenAI, vLLM, llama-server).
 
