@@ -87,7 +87,9 @@ class CallAcceptor:
         else:
             words = (starts or {}).get(key, [])
             found = [at for word in words if word for at in self._after(word)]
-            at = max(found) if found else (self._after("")[0] if "" in words and self._after("") else None)
+            if not found and "" in words:
+                found = self._after("")
+            at = max(found) if found else None
             if at is None:
                 return ""
         rest = self.source[at:].rstrip(" ?!.,;:")

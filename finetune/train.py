@@ -320,10 +320,11 @@ def train(options: TrainOptions, registry: Registry) -> TrainResult:
     model.train()
     running = None
     lengths = [len(row.input_ids) for row in train_set]
+    batches_epoch, batches = -1, []
     while step < total_steps:
         epoch, index = divmod(step, steps_per_epoch)
-        # the same batches on resume: a function of seed and epoch
-        batches = batch_order(lengths, global_batch, options.seed * 1000 + epoch)
+        if epoch != batches_epoch:  # the same batches on resume: a function of seed and epoch
+            batches_epoch, batches = epoch, batch_order(lengths, global_batch, options.seed * 1000 + epoch)
         batch_rows = [train_set[i] for i in batches[index][accelerator.process_index :: shards]]
         batch = {k: v.to(accelerator.device) for k, v in collate(batch_rows, pad_id).items()}
         loss = call_loss(model, batch)
@@ -382,7 +383,7 @@ def train(options: TrainOptions, registry: Registry) -> TrainResult:
         "skills": {s.name: s.signature for s in registry},
         "examples_fingerprint": dataset_card.get("examples_fingerprint"),
         "dataset": {"train_rows": len(train_set), "validation_rows": len(eval_set),
-                    "train_sha256": _sha256(options.data / "train.jsonl")},  # fmt: skip
+                    "train_sha256": setup["data"]},  # fmt: skip
         "span_starts": span_starts(train_rows, registry),
         "lora": options.lora.model_dump(),
         "training": {"steps": step, "epochs": round(step * global_batch / len(train_set), 3), "processes": shards,
