@@ -1,10 +1,10 @@
 """Constrained decoding for routers: which texts can still become a valid call.
 
 Built from the live registry, per utterance: only loaded skills, their real argument names in signature order,
-every required argument, Literal values from their choices, and text arguments that are spans of the utterance
-(unless a skill opts a parameter out with ``@skill(not_spans=...)``). A router asks ``state(text)`` for each
-candidate continuation; where the grammar admits one continuation only (``weather`` -> ``(``), ``forced``
-gives it so the router can append it without sampling.
+every required argument, Literal values from their choices, and text arguments that are spans of whole words of
+the utterance (unless a skill opts a parameter out with ``@skill(not_spans=...)``). A router asks ``state(text)``
+for each candidate continuation; where the grammar admits one continuation only (``weather`` -> ``(``),
+``forced`` gives it so the router can append it without sampling.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import typing
 from dataclasses import dataclass
 from typing import Literal
 
-from skills import Registry
+from skills import Registry, span_starts
 from skills.calls import format_value
 from skills.registry import Parameter
 
@@ -83,7 +83,7 @@ class CallAcceptor:
         start, key = open_span
         value = text[start:]
         if value:
-            at = self.source.index(value) + len(value)
+            at = span_starts(self.source, value, closed=False)[0] + len(value)
         else:
             words = (starts or {}).get(key, [])
             found = [at for word in words if word for at in self._after(word)]
@@ -174,11 +174,11 @@ class CallAcceptor:
             end += 1
         value, closed = rest[1:end], end < len(rest)
         if kind == "span":
-            if value.startswith(" ") or value not in self.source:
+            if value and (value.startswith(" ") or not span_starts(self.source, value, closed=False)):
                 return NO, pos, None
             if not closed:
                 return PARTIAL, pos, None
-            if not value.strip() or value.endswith(" "):
+            if not value.strip() or value.endswith(" ") or not span_starts(self.source, value):
                 return NO, pos, None
             return COMPLETE, pos + end + 1, None
         if "\n" in value:

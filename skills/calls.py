@@ -142,6 +142,26 @@ def normalize_value(value: Any) -> Any:
     return value
 
 
+def _glued(a: str, b: str) -> bool:
+    """Two characters of one word: both letters or digits of a script that spaces its words (CJK does not)."""
+    return a.isalnum() and b.isalnum() and ord(a) < 0x2E80 and ord(b) < 0x2E80
+
+
+def span_starts(text: str, value: str, closed: bool = True) -> list[int]:
+    """Where ``value`` occurs in ``text`` as a span of whole words (DESIGN: arguments are spans): it starts at a
+    word's start and, when ``closed``, ends at a word's end ("seven" is not a span of "seventeen"). A value still
+    being written (not ``closed``) only needs the start. Empty values occur nowhere."""
+    found, at = [], text.find(value) if value else -1
+    while at >= 0:
+        end = at + len(value)
+        starts_word = at == 0 or not _glued(text[at - 1], text[at])
+        ends_word = not closed or end == len(text) or not _glued(text[end - 1], text[end])
+        if starts_word and ends_word:
+            found.append(at)
+        at = text.find(value, at + 1)
+    return found
+
+
 def calls_equal(a: SkillCall, b: SkillCall) -> bool:
     """DESIGN's equality: same name, and the same arguments after trimming, edge punctuation and case."""
     if a.name != b.name or a.arguments.keys() != b.arguments.keys():

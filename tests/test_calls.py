@@ -122,3 +122,23 @@ def test_random_call_like_strings_only_ever_raise_call_error(registry, text):
         assert str(exc)
     else:
         assert registry.parse(str(call)) == call
+
+
+@pytest.mark.parametrize(
+    ("text", "value", "closed", "starts"),
+    [
+        ("seventeen plus twenty-six", "seventeen", True, [0]),
+        ("seventeen plus twenty-six", "seven", True, []),  # ends inside a word
+        ("seventeen plus twenty-six", "seven", False, [0]),  # still being written: may grow into "seventeen"
+        ("pull up iterm", "erm", False, []),  # starts inside a word
+        ("twenty-six", "twenty", True, [0]),  # a hyphen ends a word
+        ("Tom's party", "Tom", True, [0]),
+        ("Paris or paris, Paris", "Paris", True, [0, 16]),
+        ("東京の天気", "東京", True, [0]),  # no spaces between CJK words: any substring
+        ("weather", "", True, []),
+    ],
+)  # fmt: skip
+def test_span_starts_only_at_whole_words(text, value, closed, starts):
+    from skills import span_starts
+
+    assert span_starts(text, value, closed) == starts

@@ -22,6 +22,8 @@ def acceptor(registry):
         ('weather(location="")', NO), ("wether(", NO), ("timer()", NO), ('timer(location="New")', NO),
         ('notes(action="delete"', NO), ('notes(note="oat milk")', NO), ("other() ", NO), ("weather(city=", NO),
         ('weather(location="\\"New York\\"")', COMPLETE), ("__import__(", NO),
+        ('weather(location="ork', NO), ('notes(action="add", note="oat mil")', NO),  # spans are whole words
+        ('notes(action="add", note="oat mil', PARTIAL),
     ],
 )  # fmt: skip
 def test_states(acceptor, text, status):
