@@ -239,12 +239,18 @@ def run_command(text: Annotated[list[str], typer.Argument(help="What you would s
         typer.echo(result.text)
 
 
+def _wake_name(config) -> str | None:
+    """The wake phrase as a name the router learns ("otto" -> "Otto")."""
+    phrase = config.daemon.wake.phrase
+    return phrase.title() if phrase else None
+
+
 @app.command("train")
 def train_command(
     data: Annotated[Path, typer.Option(help="Folder with the splits from `skillcall dataset`.")] = Path("data"),
     out: Annotated[Path | None, typer.Option(help="Router folder to write (default: the shipped router/).")] = None,
     base: Annotated[str | None, typer.Option(help="Base model: .gguf path or HF model (default: bundled).")] = None,
-    epochs: Annotated[float | None, typer.Option(help="Passes over the training rows [default: 2.5].")] = None,
+    epochs: Annotated[float | None, typer.Option(help="Passes over the training rows [default: 2.2].")] = None,
     max_steps: Annotated[int | None, typer.Option(help="Stop after this many steps.")] = None,
     batch_size: Annotated[int, typer.Option(help="Rows per step.")] = 8,
     learning_rate: Annotated[float, typer.Option("--lr", help="Peak learning rate.")] = 1.5e-3,
@@ -259,14 +265,15 @@ def train_command(
     from finetune.train import LoraOptions, TrainOptions, train
 
     try:
+        config = _config()
         options = TrainOptions(
             data=data, max_steps=max_steps, batch_size=batch_size, learning_rate=learning_rate, seed=seed,
             resume=resume, four_bit=four_bit, max_train_rows=max_train_rows, progress=True,
-            lora=LoraOptions(r=rank, alpha=2 * rank),
+            lora=LoraOptions(r=rank, alpha=2 * rank), wake=_wake_name(config),
             **{k: v for k, v in {"out": out, "base": base, "epochs": epochs, "template": template}.items()
                if v is not None},
         )  # fmt: skip
-        result = train(options, _registry(_config()))
+        result = train(options, _registry(config))
     except SkillcallError as exc:
         raise _fail(str(exc)) from None
     metrics, training = result.card["metrics"], result.card["training"]

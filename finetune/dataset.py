@@ -1,7 +1,9 @@
-"""Example files -> ``train.jsonl``, ``validation.jsonl``, ``test.jsonl``: stratified, deduplicated, deterministic."""
+"""Example files -> ``train.jsonl``, ``validation.jsonl``, ``test.jsonl``: stratified, deduplicated, deterministic,
+and stable as examples are added (each row's split follows from a hash of its words)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 from dataclasses import dataclass, field
@@ -63,8 +65,7 @@ def split_rows(example_set: ExampleSet, options: DatasetOptions) -> tuple[dict[s
     splits: dict[str, list[dict]] = {name: [] for name in SPLITS}
     counts: dict[str, dict[str, int]] = {}
     for skill in sorted(by_skill):
-        rows = sorted(by_skill[skill], key=lambda r: (r["text"], r["call"]))
-        random.Random(f"{options.seed}:{skill}").shuffle(rows)
+        rows = sorted(by_skill[skill], key=lambda r: _rank(options.seed, r["text"]))
         n_test = round(len(rows) * options.test)
         n_validation = round(len(rows) * options.validation)
         if len(rows) - n_test - n_validation < 1:
@@ -77,6 +78,13 @@ def split_rows(example_set: ExampleSet, options: DatasetOptions) -> tuple[dict[s
     for name in SPLITS:
         random.Random(f"{options.seed}:{name}").shuffle(splits[name])
     return splits, DatasetResult({}, counts, removed, example_set.fingerprint())
+
+
+def _rank(seed: int, text: str) -> str:
+    """A row's place in its skill's deterministic shuffle, from its own words only: adding or removing examples
+    moves at most as many other rows between splits as were added or removed (a shuffled list would reshuffle
+    every split)."""
+    return hashlib.sha256(f"{seed}:{utterance_key(text)}".encode()).hexdigest()
 
 
 def build_dataset(example_set: ExampleSet, options: DatasetOptions) -> DatasetResult:

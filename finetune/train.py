@@ -55,7 +55,7 @@ class TrainOptions(BaseModel):
     out: Path = Field(ROUTER_DIR, description="Folder the router is written to.")
     template: str = Field(DEFAULT_TEMPLATE, description="Prompt template family (prompts/<name>.toml) or a .toml path.")
     skill_list: SkillList = Field("none", description="Skill list in the prompt: none, names or full.")
-    epochs: float = Field(2.5, gt=0, description="Passes over the training rows (fractions allowed).")
+    epochs: float = Field(2.2, gt=0, description="Passes over the training rows (fractions allowed).")
     max_steps: int | None = Field(None, ge=1, description="Stop after this many optimizer steps (overrides epochs).")
     batch_size: int = Field(8, ge=1, description="Rows per step; each batch is padded to its own longest row.")
     learning_rate: float = Field(1.5e-3, gt=0, description="Peak learning rate (cosine schedule after warm-up).")
@@ -70,6 +70,10 @@ class TrainOptions(BaseModel):
     four_bit: bool = Field(False, description="QLoRA: load the base in 4 bits (bitsandbytes, CUDA only).")
     export: bool = Field(True, description="Write the llama.cpp adapter GGUF (needs a GGUF base).")
     progress: bool = Field(False, description="Show a progress bar.")
+    wake: str | None = Field("Otto", description="The assistant's name (the wake phrase). Each epoch some rows are "
+                             "said to it (\"Otto, ...\": the same call) or to someone else (\"Sam, ...\": other()), so "
+                             "the router learns whom a request is for; None = rows as written.")  # fmt: skip
+    address_share: float = Field(0.2, ge=0, le=1, description="Share of training rows varied that way per epoch.")
     lora: LoraOptions = Field(default_factory=LoraOptions)
 
 
@@ -149,6 +153,39 @@ def batch_order(lengths: list[int], batch_size: int, seed: int) -> list[list[int
         batches += [chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size)]
     rng.shuffle(batches)
     return batches
+
+
+OTHER_PEOPLE = ("Sam", "Mom", "Dad", "Alex", "Noah", "Priya", "honey", "babe", "Jonas", "Maria", "Kenji", "guys",
+                "Fatima", "Luca", "kids", "Grandpa", "Olivia", "Mateo", "Aisha", "Ben")  # fmt: skip
+"""Whom rows are addressed to instead of the assistant: anyone but the assistant means other()."""
+
+
+def address(row: dict, wake: str, share: float, rng: random.Random, registry: Registry) -> dict:
+    """With probability ``share``, the row said to the assistant by name (first or last: the same call), or, for a
+    skill's row, a third of the time said to someone else (other()). The words of every span are kept as they
+    are, so the call still copies the utterance."""
+    text, call = row["text"], row["call"]
+    if rng.random() >= share or wake.casefold() in text.casefold():
+        return row
+    to_other = not call.startswith("other(") and rng.random() < 1 / 3
+    name = rng.choice(OTHER_PEOPLE) if to_other else wake
+    plain = text == text.lower()  # written like Whisper's unpunctuated lower-case output
+    if plain:
+        name = name.lower()
+    if not to_other and rng.random() < 0.3:  # last: "what time is it in Paris, Otto?"
+        body = text.rstrip("?!.")
+        return {**row, "text": f"{body} {name}{text[len(body):]}" if plain else f"{body}, {name}{text[len(body):]}"}
+    lead = rng.choice(("", "", "hey ", "okay ", "um "))
+    head = f"{lead}{name} " if plain else f"{lead.capitalize()}{name}, " if lead else f"{name}, "
+    try:
+        values = [v for v in registry.parse(call).arguments.values() if isinstance(v, str)]
+    except SkillcallError:
+        values = []
+    lowered = text[:1].lower() + text[1:]
+    spans_kept = all(value in lowered for value in values if value in text)
+    if not plain and lowered != text and spans_kept and not text.startswith("I "):
+        text = lowered  # "Otto, what's the weather", not "Otto, What's the weather"
+    return {**row, "text": head + text, "call": "other()" if to_other else call}
 
 
 def evaluate_loss(model: Any, rows: list[Encoded], pad_id: int, batch_size: int = 16) -> dict[str, float]:
@@ -285,7 +322,7 @@ def train(options: TrainOptions, registry: Registry) -> TrainResult:
     setup = {"base": options.base, "template": options.template, "skill_list": options.skill_list,
              "batch_size": options.batch_size, "seed": options.seed, "lora": options.lora.model_dump(),
              "data": _sha256(options.data / "train.jsonl"), "max_train_rows": options.max_train_rows,
-             "batching": "length-grouped"}  # fmt: skip
+             "batching": "length-grouped", "wake": options.wake, "address_share": options.address_share}  # fmt: skip
     if options.resume and (checkpoint / "state.json").exists():
         state = json.loads((checkpoint / "state.json").read_text())
         changed = [key for key in setup if state.get("setup", {}).get(key) != setup[key]]
@@ -319,11 +356,15 @@ def train(options: TrainOptions, registry: Registry) -> TrainResult:
         bar = tqdm(total=total_steps, initial=step, unit="step", desc="train")
     model.train()
     running = None
-    lengths = [len(row.input_ids) for row in train_set]
     batches_epoch, batches = -1, []
     while step < total_steps:
         epoch, index = divmod(step, steps_per_epoch)
-        if epoch != batches_epoch:  # the same batches on resume: a function of seed and epoch
+        if epoch != batches_epoch:  # the same rows and batches on resume: a function of seed and epoch
+            if options.wake and options.address_share:
+                rng = random.Random(f"{options.seed}:address:{epoch}")
+                varied = [address(r, options.wake, options.address_share, rng, registry) for r in train_rows]
+                train_set = [encode_row(tokenizer, template, skills, r["text"], r["call"]) for r in varied]
+            lengths = [len(row.input_ids) for row in train_set]
             batches_epoch, batches = epoch, batch_order(lengths, global_batch, options.seed * 1000 + epoch)
         batch_rows = [train_set[i] for i in batches[index][accelerator.process_index :: shards]]
         batch = {k: v.to(accelerator.device) for k, v in collate(batch_rows, pad_id).items()}
@@ -385,6 +426,7 @@ def train(options: TrainOptions, registry: Registry) -> TrainResult:
         "dataset": {"train_rows": len(train_set), "validation_rows": len(eval_set),
                     "train_sha256": setup["data"]},  # fmt: skip
         "span_starts": span_starts(train_rows, registry),
+        "addressing": {"wake": options.wake, "share": options.address_share},
         "lora": options.lora.model_dump(),
         "training": {"steps": step, "epochs": round(step * global_batch / len(train_set), 3), "processes": shards,
                      "batch_size": options.batch_size, "learning_rate": options.learning_rate,

@@ -53,6 +53,22 @@ def test_near_duplicates_are_removed(registry, tmp_path):
     assert sum(result.counts["weather"].values()) == 20
 
 
+def test_adding_examples_keeps_the_other_rows_in_their_splits(registry, tmp_path):
+    def splits(count: int) -> dict[str, str]:
+        folder = tmp_path / f"ex{count}"
+        folder.mkdir()
+        rows = "".join(f"\n### User: Weather in town {i}?\n### Assistant: weather(location=\"town {i}\")\n"
+                       for i in range(count))  # fmt: skip
+        (folder / "weather_examples.txt").write_text("#### Prompt:\nweather.\n\n#### Prompt Examples:\n\n"
+                                                      "#### Examples:\n" + rows)  # fmt: skip
+        result = build_dataset(load_examples([folder], registry), DatasetOptions(tmp_path / f"out{count}"))
+        return {row["text"]: name for name, path in result.paths.items() for row in read_jsonl(path)}
+
+    before, after = splits(50), splits(55)
+    moved = [text for text, name in before.items() if after[text] != name]
+    assert len(moved) <= 5  # at most one row per added example crosses a split boundary
+
+
 def test_invalid_examples_stop_the_build(registry, tmp_path):
     folder = tmp_path / "ex"
     folder.mkdir()

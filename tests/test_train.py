@@ -13,8 +13,10 @@ from finetune.dataset import DatasetOptions, build_dataset
 from finetune.examples import EXAMPLES_DIR, load_examples
 from finetune.prompts import load_template
 from finetune.train import (
+    OTHER_PEOPLE,
     TrainError,
     TrainOptions,
+    address,
     batch_order,
     call_loss,
     collate,
@@ -120,6 +122,35 @@ def test_span_starts_are_the_words_right_before_each_span(registry_module):
     assert span_starts(rows, registry_module) == {
         "ask.question": [""], "notes.note": ["that"], "weather.location": ["in", ""],
     }  # fmt: skip
+
+
+def test_addressed_rows_keep_their_spans_and_go_to_other_when_said_to_someone_else(data, registry_module):
+    from skills import span_starts as word_spans
+
+    rows = [json.loads(line) for line in (data / "train.jsonl").read_text().splitlines()]
+    varied = [address(row, "Otto", 1.0, random.Random(i), registry_module) for i, row in enumerate(rows)]
+    said_to = {"Otto": 0, "other": 0}
+    for row, new in zip(rows, varied):
+        if "otto" in row["text"].casefold():
+            assert new is row  # already said to the assistant
+            continue
+        call = registry_module.parse(new["call"])  # still a valid call ...
+        skill = registry_module.get(call.name)
+        for parameter in skill.parameters:
+            value = call.arguments.get(parameter.name)
+            if parameter.span and isinstance(value, str):
+                assert word_spans(new["text"], value), (new, value)  # ... whose spans are still the words said
+        if "Otto" in new["text"] or "otto" in new["text"]:
+            said_to["Otto"] += 1
+            assert new["call"] == row["call"]
+        else:
+            said_to["other"] += 1
+            assert new["call"] == "other()" and row["call"] != "other()"
+            assert any(name.casefold() in new["text"].casefold() for name in OTHER_PEOPLE)
+    assert said_to["Otto"] > 2 * said_to["other"] > 0
+    again = [address(row, "Otto", 1.0, random.Random(i), registry_module) for i, row in enumerate(rows)]
+    assert again == varied
+    assert all(address(row, "Otto", 0.0, random.Random(0), registry_module) is row for row in rows[:50])
 
 
 @pytest.fixture(scope="module")
