@@ -191,6 +191,15 @@ class CallAcceptor:
             return NO, pos, None
         return COMPLETE, pos + end + 1, None
 
+    def continues(self, text: str, tail: bytes) -> bool:
+        """Whether ``text`` followed by the first bytes of a character (``tail``; byte-level tokens split
+        characters) can still become a valid call: inside a span only if the utterance has that character there,
+        inside other free text always, at a structural point never."""
+        status, options, open_span = self._scan(text)
+        if status == NO or options is not None:
+            return False
+        return open_span is None or text[open_span[0] :].encode() + tail in self.source.encode()
+
     def accepts(self, text: str) -> bool:
         return self.state(text)[0] != NO
 

@@ -23,6 +23,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from finetune.base import DEFAULT_BASE, ModelError, resolve_gguf
+from finetune.drafting import likely_skill
 from finetune.export import check_adapter_gguf, merged_router
 from finetune.prompts import SkillList, clean_utterance, load_template, skills_text
 from finetune.train import ADAPTER_DIR, ADAPTER_GGUF, ROUTER_CARD, ROUTER_DIR
@@ -224,6 +225,11 @@ class LlamaCppRouter(Router):
         so_far = _utf8_prefix(raw)
         if so_far is None or room <= 0:
             return []
+        guess = self._guess(so_far, acceptor)
+        return self._tokens(guess, special=False)[:room] if guess else []
+
+    def _guess(self, so_far: str, acceptor: CallAcceptor) -> str:
+        """The likeliest rest of the call after ``so_far`` (see ``_draft``)."""
         guess = acceptor.forced(so_far)
         for _ in range(4):
             status, options = acceptor.state(so_far + guess)
@@ -231,8 +237,16 @@ class LlamaCppRouter(Router):
                 break
             choice = next((option for option in options if option != ")"), options[0])
             guess += choice + acceptor.forced(so_far + guess + choice)
-        guess += acceptor.span_rest(so_far + guess, self.card.get("span_starts"))
-        return self._tokens(guess, special=False)[:room] if guess else []
+        return guess + acceptor.span_rest(so_far + guess, self.card.get("span_starts"))
+
+    def _first_draft(self, utterance: str, acceptor: CallAcceptor, room: int) -> list[int]:
+        """A whole call guessed before the model has read the utterance, for the utterance's own batch: the skill
+        the words point to (the card's ``skill_words``), when it takes arguments (a call without any is done
+        after one evaluation anyway), then ``_guess``. Right, it saves a second evaluation."""
+        skill = likely_skill(utterance, self.card.get("skill_words") or {}) if room > 0 else None
+        if skill not in self.registry or not self.registry.get(skill).parameters:
+            return []
+        return self._tokens(skill + self._guess(skill, acceptor), special=False)[:room]
 
     def _route(self, text: str, started: float) -> RouteResult:
         utterance = clean_utterance(text)
@@ -240,11 +254,16 @@ class LlamaCppRouter(Router):
         room = self.options.n_ctx - len(self.prefix_tokens) - self.options.max_tokens
         tokens = tokens[-room:] if len(tokens) > room else tokens
         self.llm.n_tokens = len(self.prefix_tokens)  # drop the last utterance; keep the evaluated prefix
-        self.llm.eval(tokens)
         if not self.options.constrain:
+            self.llm.eval(tokens)
             return self._route_free(text, tokens, started)
         acceptor = CallAcceptor(self.registry, utterance, spans=self.options.spans)
-        rows, draft = [self._logits()], []  # rows[k]: the logits after what is cached less the draft, plus draft[:k]
+        draft = self._first_draft(utterance, acceptor, min(self.options.draft_tokens, self.options.max_tokens))
+        pending = tokens
+        if len(tokens) + len(draft) > self.llm.n_batch:  # a long utterance: all but its last token first
+            self.llm.eval(tokens[:-1])
+            pending = tokens[-1:]
+        rows = self._decode(pending, draft)  # rows[k]: the logits after what is cached less the draft, plus draft[:k]
         generated: list[int] = []
         raw, forced_count, drafted, evaluations, reason, done = b"", 0, 0, 1, None, False
         while True:
@@ -350,9 +369,8 @@ class LlamaCppRouter(Router):
             text = _utf8_prefix(raw + piece) if piece else None
             if text is None:
                 return False
-            status, options = acceptor.state(text)
-            # a character split across tokens may only open inside a free value, never at a structural point
-            return status != NO and (len(text.encode()) == len(raw + piece) or options is None)
+            tail = (raw + piece)[len(text.encode()) :]  # the start of a character split across tokens
+            return acceptor.continues(text, tail) if tail else acceptor.state(text)[0] != NO
 
         for width in (16, 256, 4096):
             top = np.argpartition(logits, -width)[-width:]

@@ -12,7 +12,6 @@ import logging
 import math
 import random
 import time
-from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -24,6 +23,7 @@ from skills import Registry, SkillcallError
 
 from .base import DEFAULT_BASE, load_base, resolve_gguf
 from .dataset import CARD, read_jsonl
+from .drafting import skill_words, span_starts
 from .prompts import DEFAULT_TEMPLATE, SkillList, load_template, skills_text
 
 logger = logging.getLogger(__name__)
@@ -228,25 +228,6 @@ def _subset(rows: list[dict], limit: int | None, seed: int) -> list[dict]:
     return picked
 
 
-def span_starts(rows: list[dict], registry: Registry, keep: int = 6) -> dict[str, list[str]]:
-    """For each span parameter ("skill.param"), the words that most often come right before its value in the
-    rows, most frequent first ("" = the value starts the utterance). Recorded in the card: a router drafts
-    where a span probably starts from them (a guess the model checks, never a constraint)."""
-    counts: dict[str, Counter[str]] = {}
-    for row in rows:
-        try:
-            call = registry.parse(row["call"])
-        except SkillcallError:
-            continue
-        spans = {p.name for p in registry.get(call.name).parameters if p.span}
-        for name, value in call.arguments.items():
-            at = row["text"].find(value) if name in spans else -1
-            if at >= 0:
-                words = [w for w in (w.strip(",.:;!?\"'…-").lower() for w in row["text"][:at].split()) if w]
-                counts.setdefault(f"{call.name}.{name}", Counter())[words[-1] if words else ""] += 1
-    return {key: [word for word, _ in counter.most_common(keep)] for key, counter in sorted(counts.items())}
-
-
 def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -426,6 +407,7 @@ def train(options: TrainOptions, registry: Registry) -> TrainResult:
         "dataset": {"train_rows": len(train_set), "validation_rows": len(eval_set),
                     "train_sha256": setup["data"]},  # fmt: skip
         "span_starts": span_starts(train_rows, registry),
+        "skill_words": skill_words(train_rows),
         "addressing": {"wake": options.wake, "share": options.address_share},
         "lora": options.lora.model_dump(),
         "training": {"steps": step, "epochs": round(step * global_batch / len(train_set), 3), "processes": shards,

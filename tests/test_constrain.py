@@ -92,3 +92,13 @@ def test_span_rest_guesses_where_a_span_starts_from_the_words_before_it(registry
     starts = {"weather.location": ["in"], "news.topic": ["the", "on"], "ask.question": ["", "otto"],
               "runapp.program": ["open"]}  # fmt: skip
     assert CallAcceptor(registry, utterance).span_rest(text, starts) == rest
+
+
+def test_a_character_split_across_tokens_continues_only_where_the_utterance_has_it(registry):
+    zurich = CallAcceptor(registry, "weather in Zürich")
+    assert zurich.continues('weather(location="Z', "ü".encode()[:1])
+    assert not zurich.continues('weather(location="Zu', "ü".encode()[:1])  # the utterance has "Zü", not "Zuü"
+    hawaii = CallAcceptor(registry, "What time is it in Hawaii?")
+    assert not hawaii.continues('timecheck(location="Hawai', "ʻ".encode()[:1])  # a dead end: "Hawaiʻi" is not said
+    assert not hawaii.continues("timecheck(", "ʻ".encode()[:1])  # structure is ASCII
+    assert CallAcceptor(registry, "hi").continues("ask(question=", b"") is False  # before the quote: structure

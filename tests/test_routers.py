@@ -85,9 +85,11 @@ def test_drafting_saves_evaluations_and_never_changes_the_call(shipped):
     assert all(r.drafted_tokens == 0 and r.evaluations == r.generated_tokens for r in one_by_one)
     assert sum(r.drafted_tokens for r in drafted) >= 10
     assert sum(r.evaluations for r in drafted) < sum(r.evaluations for r in one_by_one) / 2
-    # the span is guessed from the word before it ("in"): the utterance, then the whole call in one batch
+    # the skill is guessed from the words, the span from the word before it ("in"): the utterance and the
+    # whole call in one batch
     result = shipped.route_result("what's the weather in Lisbon")
-    assert str(result.call) == 'weather(location="Lisbon")' and result.evaluations == 2
+    assert str(result.call) == 'weather(location="Lisbon")' and result.evaluations == 1
+    assert result.drafted_tokens == result.generated_tokens
 
 
 def test_drafting_stays_within_the_token_bound_and_the_context(shipped):
@@ -96,6 +98,9 @@ def test_drafting_stays_within_the_token_bound_and_the_context(shipped):
     assert result.call.name in shipped.registry
     assert result.generated_tokens + result.forced_tokens <= 16 + 4  # the bound, plus one forced stretch at most
     assert small.llm.n_tokens <= 128
+    roomy = load_router(RouterOptions(threads=2, n_ctx=512, max_tokens=16), shipped.registry)
+    long = roomy.route_result("東京の天気🙂" * 60 + " what's the weather in Oslo?")  # more tokens than a batch
+    assert long.prompt_tokens > roomy.llm.n_batch and long.call.name in shipped.registry and long.reason is None
 
 
 def test_the_adapter_is_merged_once_into_a_cached_q8_0_model(shipped):

@@ -21,7 +21,6 @@ from finetune.train import (
     call_loss,
     collate,
     encode_row,
-    span_starts,
     train,
 )
 
@@ -110,27 +109,13 @@ def test_batches_group_similar_lengths_and_cover_every_row_once():
     assert padded(batches) < 0.8 * padded(plain)  # less padding, so less compute per epoch
 
 
-def test_span_starts_are_the_words_right_before_each_span(registry_module):
-    rows = [
-        {"text": "weather in Paris, please", "call": 'weather(location="Paris")'},
-        {"text": "How's the weather IN Rome?", "call": 'weather(location="Rome")'},
-        {"text": "Oslo weather for tomorrow", "call": 'weather(location="Oslo")'},
-        {"text": "Why is the sky blue?", "call": 'ask(question="Why is the sky blue")'},
-        {"text": "Note that: milk", "call": 'notes(action="add", note="milk")'},
-        {"text": "set a timer", "call": "timer("},  # unparseable rows are skipped
-    ]
-    assert span_starts(rows, registry_module) == {
-        "ask.question": [""], "notes.note": ["that"], "weather.location": ["in", ""],
-    }  # fmt: skip
-
-
 def test_addressed_rows_keep_their_spans_and_go_to_other_when_said_to_someone_else(data, registry_module):
     from skills import span_starts as word_spans
 
     rows = [json.loads(line) for line in (data / "train.jsonl").read_text().splitlines()]
     varied = [address(row, "Otto", 1.0, random.Random(i), registry_module) for i, row in enumerate(rows)]
     said_to = {"Otto": 0, "other": 0}
-    for row, new in zip(rows, varied):
+    for row, new in zip(rows, varied, strict=True):
         if "otto" in row["text"].casefold():
             assert new is row  # already said to the assistant
             continue
