@@ -172,20 +172,21 @@ def address(row: dict, wake: str, share: float, rng: random.Random, registry: Re
     plain = text == text.lower()  # written like Whisper's unpunctuated lower-case output
     if plain:
         name = name.lower()
-    if not to_other and rng.random() < 0.3:  # last: "what time is it in Paris, Otto?"
+    call = "other()" if to_other else call
+    if rng.random() < 0.3:  # last: "what time is it in Paris, Otto?", "what's the weather in Cardiff, Dad?"
         body = text.rstrip("?!.")
-        return {**row, "text": f"{body} {name}{text[len(body):]}" if plain else f"{body}, {name}{text[len(body):]}"}
+        return {**row, "text": f"{body}{' ' if plain else ', '}{name}{text[len(body):]}", "call": call}
     lead = rng.choice(("", "", "hey ", "okay ", "um "))
     head = f"{lead}{name} " if plain else f"{lead.capitalize()}{name}, " if lead else f"{name}, "
     try:
-        values = [v for v in registry.parse(call).arguments.values() if isinstance(v, str)]
+        values = [v for v in registry.parse(row["call"]).arguments.values() if isinstance(v, str)]
     except SkillcallError:
         values = []
     lowered = text[:1].lower() + text[1:]
     spans_kept = all(value in lowered for value in values if value in text)
     if not plain and lowered != text and spans_kept and not text.startswith("I "):
         text = lowered  # "Otto, what's the weather", not "Otto, What's the weather"
-    return {**row, "text": head + text, "call": "other()" if to_other else call}
+    return {**row, "text": head + text, "call": call}
 
 
 def evaluate_loss(model: Any, rows: list[Encoded], pad_id: int, batch_size: int = 16) -> dict[str, float]:
