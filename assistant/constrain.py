@@ -15,7 +15,7 @@ import typing
 from dataclasses import dataclass
 from typing import Literal
 
-from skills import Registry, span_starts
+from skills import Registry, span_positions
 from skills.calls import format_value
 from skills.registry import Parameter
 
@@ -83,7 +83,7 @@ class CallAcceptor:
         start, key = open_span
         value = text[start:]
         if value:
-            at = span_starts(self.source, value, closed=False)[0] + len(value)
+            at = span_positions(self.source, value, closed=False)[0] + len(value)
         else:
             words = (starts or {}).get(key, [])
             found = [at for word in words if word for at in self._after(word)]
@@ -174,11 +174,11 @@ class CallAcceptor:
             end += 1
         value, closed = rest[1:end], end < len(rest)
         if kind == "span":
-            if value and (value.startswith(" ") or not span_starts(self.source, value, closed=False)):
+            if value and (value.startswith(" ") or not span_positions(self.source, value, closed=False)):
                 return NO, pos, None
             if not closed:
                 return PARTIAL, pos, None
-            if not value.strip() or value.endswith(" ") or not span_starts(self.source, value):
+            if not value.strip() or value.endswith(" ") or not span_positions(self.source, value):
                 return NO, pos, None
             return COMPLETE, pos + end + 1, None
         if "\n" in value:

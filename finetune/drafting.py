@@ -11,7 +11,7 @@ import math
 import re
 from collections import Counter
 
-from skills import Registry, SkillcallError
+from skills import Registry, SkillcallError, span_positions
 
 
 def words(text: str) -> set[str]:
@@ -31,8 +31,9 @@ def span_starts(rows: list[dict], registry: Registry, keep: int = 6) -> dict[str
             continue
         spans = {p.name for p in registry.get(call.name).parameters if p.span}
         for name, value in call.arguments.items():
-            at = row["text"].find(value) if name in spans else -1
-            if at >= 0:
+            found = span_positions(row["text"], value) if name in spans and isinstance(value, str) else []
+            if found:
+                at = found[0]
                 before = [w for w in (w.strip(",.:;!?\"'…-").lower() for w in row["text"][:at].split()) if w]
                 counts.setdefault(f"{call.name}.{name}", Counter())[before[-1] if before else ""] += 1
     return {key: [word for word, _ in counter.most_common(keep)] for key, counter in sorted(counts.items())}

@@ -28,7 +28,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from skills import CallError, Registry, SkillcallError, span_starts
+from skills import CallError, Registry, SkillcallError, span_positions
 
 EXAMPLES_DIR = Path(__file__).resolve().parent.parent / "examples"
 SUFFIX = "_examples.txt"
@@ -192,7 +192,7 @@ def check_call(example: Example, path: Path, registry: Registry, skill: str | No
                                 f"to {call.name}{SUFFIX}")  # fmt: skip
     for parameter in registry.get(call.name).parameters:
         value = call.arguments.get(parameter.name)
-        if parameter.span and isinstance(value, str) and not span_starts(example.text, value):
+        if parameter.span and isinstance(value, str) and not span_positions(example.text, value):
             return ExampleFileError(path, example.line + 1, f"{parameter.name}={value!r} is not a span of whole "
                                     "words of the utterance; copy the words exactly as said")  # fmt: skip
     return None

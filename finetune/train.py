@@ -11,6 +11,7 @@ import json
 import logging
 import math
 import random
+import re
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -165,8 +166,8 @@ def address(row: dict, wake: str, share: float, rng: random.Random, registry: Re
     skill's row, a third of the time said to someone else (other()). The words of every span are kept as they
     are, so the call still copies the utterance."""
     text, call = row["text"], row["call"]
-    if rng.random() >= share or wake.casefold() in text.casefold():
-        return row
+    if rng.random() >= share or re.search(rf"\b{re.escape(wake)}\b", text, re.IGNORECASE):
+        return row  # already said to the assistant
     to_other = not call.startswith("other(") and rng.random() < 1 / 3
     name = rng.choice(OTHER_PEOPLE) if to_other else wake
     plain = text == text.lower()  # written like Whisper's unpunctuated lower-case output

@@ -3,7 +3,7 @@
 It imports neither ``finetune`` nor ``assistant``.
 """
 
-from .calls import MAX_CALL_CHARS, SkillCall, calls_equal, normalize_value, span_starts
+from .calls import MAX_CALL_CHARS, SkillCall, calls_equal, normalize_value, span_positions
 from .errors import CallError, SkillcallError, SkillDefinitionError, SkillFailed
 from .registry import (
     BUILTIN_DIR,
@@ -37,5 +37,5 @@ __all__ = [
     "load_registry",
     "normalize_value",
     "skill",
-    "span_starts",
+    "span_positions",
 ]

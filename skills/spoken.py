@@ -91,11 +91,13 @@ _DURATION_UNITS = {
 
 def parse_duration(text: str) -> float:
     """Seconds in a spoken duration: "5 minutes", "one hour and ten minutes", "half an hour", "an hour and a half",
-    "90 seconds", "20 minute", "1.5 hours". Raises ``SkillFailed`` when it finds none."""
+    "an hour and a quarter", "3 minutes 30", "90 seconds", "20 minute", "1.5 hours". Raises ``SkillFailed`` when it
+    finds none."""
     tokens = [t for t in tokenize(text) if t not in ("-", "(", ")")]
-    total, i, found, last_unit = 0.0, 0, False, 0
+    total, i, found, last_unit, unit_end = 0.0, 0, False, 0, -1
     while i < len(tokens):
         amount: float | None = None
+        start = i
         if tokens[i] in ("a", "an", "one") and i + 1 < len(tokens) and tokens[i + 1] in _FRACTIONS:
             i += 1  # "a half", "a quarter of an hour"
         if tokens[i] in _FRACTIONS:
@@ -123,8 +125,11 @@ def parse_duration(text: str) -> float:
             found, i = True, i + 1
             if tokens[i : i + 3] == ["and", "a", "half"]:  # "an hour and a half"
                 total, i = total + 0.5 * last_unit, i + 3
-        elif amount == 0.5 and last_unit:  # "two hours and a half"
-            total += 0.5 * last_unit
+            unit_end = i
+        elif amount < 1 and last_unit:  # "two hours and a half", "an hour and a quarter"
+            total += amount * last_unit
+        elif last_unit > 1 and start in (unit_end, unit_end + 1):  # "3 minutes 30", "an hour and 10": the next unit
+            total += amount * last_unit / 60
     if not found or total <= 0:
         raise SkillFailed(f"I couldn't read a duration in '{text}'; say it like 'five minutes' or '1 hour 30 minutes'")
     return total

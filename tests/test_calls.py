@@ -138,7 +138,7 @@ def test_random_call_like_strings_only_ever_raise_call_error(registry, text):
         ("weather", "", True, []),
     ],
 )  # fmt: skip
-def test_span_starts_only_at_whole_words(text, value, closed, starts):
-    from skills import span_starts
+def test_span_positions_only_at_whole_words(text, value, closed, starts):
+    from skills import span_positions
 
-    assert span_starts(text, value, closed) == starts
+    assert span_positions(text, value, closed) == starts

@@ -30,8 +30,16 @@ def test_places_resolve_to_zones(place, name, zone):
 
 
 
-@pytest.mark.parametrize(("place", "zone"), [("lagos nigeria", "Africa/Lagos"), ("East Coast", "America/New_York")])
-def test_trailing_countries_and_regions(place, zone):
+@pytest.mark.parametrize(
+    ("place", "zone"),
+    [
+        ("lagos nigeria", "Africa/Lagos"), ("East Coast", "America/New_York"),
+        ("Portland, Maine", "America/New_York"), ("portland oregon", "America/Los_Angeles"),  # a US state
+        ("Victoria, British Columbia", "America/Vancouver"), ("st johns newfoundland", "America/St_Johns"),
+        ("St. John's", "America/St_Johns"),  # apostrophes are not word breaks
+    ],
+)  # fmt: skip
+def test_trailing_countries_states_and_regions(place, zone):
     assert str(resolve(place)[1]) == zone
 
 

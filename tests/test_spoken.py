@@ -25,6 +25,8 @@ def test_read_number(text, value):
         ("1.5 hours", 5400), ("5 minutes and 10 seconds", 310), ("a quarter of an hour", 900),
         ("three quarters of an hour", 2700), ("two hours, 30 minutes and 15 seconds", 9015), ("10-minute", 600),
         ("a couple of minutes", 120), ("45 secs", 45), ("twenty five minutes", 1500),
+        ("an hour and a quarter", 4500), ("two hours and a half", 9000), ("3 minutes 30", 210),
+        ("four minutes thirty", 270), ("1 hour 10 minute", 4200), ("an hour and 10", 4200),
     ],
 )  # fmt: skip
 def test_parse_duration(text, seconds):
