@@ -50,6 +50,8 @@ REGIONS = {  # spoken regions no city table holds
     "california": "America/Los_Angeles", "texas": "America/Chicago", "florida": "America/New_York",
     "hawaii": "Pacific/Honolulu", "alaska": "America/Anchorage", "midwest": "America/Chicago",
     "scotland": "Europe/London", "wales": "Europe/London", "siberia": "Asia/Novosibirsk",
+    "maui": "Pacific/Honolulu", "sicily": "Europe/Rome", "sardinia": "Europe/Rome", "corsica": "Europe/Paris",
+    "crete": "Europe/Athens", "bali": "Asia/Makassar", "tasmania": "Australia/Hobart",
 }  # fmt: skip
 
 
@@ -109,6 +111,8 @@ def resolve(place: str) -> tuple[str, ZoneInfo]:
     if matches:
         city = matches[0]
         return city["name"], ZoneInfo(city["timezone"])
-    if key in zones:
-        return name, ZoneInfo(zones[key])
+    island = key.removesuffix(" islands").removesuffix(" island")  # "Canary Islands" is the zone "Atlantic/Canary"
+    for zone_key in (key, island):
+        if zone_key in zones:
+            return name, ZoneInfo(zones[zone_key])
     raise SkillFailed(f"I don't know where {place} is; try a city name, like 'Tokyo' or 'Cape Town, South Africa'.")
