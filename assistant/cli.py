@@ -250,7 +250,7 @@ def train_command(
     data: Annotated[Path, typer.Option(help="Folder with the splits from `skillcall dataset`.")] = Path("data"),
     out: Annotated[Path | None, typer.Option(help="Router folder to write (default: the shipped router/).")] = None,
     base: Annotated[str | None, typer.Option(help="Base model: .gguf path or HF model (default: bundled).")] = None,
-    epochs: Annotated[float | None, typer.Option(help="Passes over the training rows [default: 2.0].")] = None,
+    epochs: Annotated[float | None, typer.Option(help="Passes over the training rows [default: 1.8].")] = None,
     max_steps: Annotated[int | None, typer.Option(help="Stop after this many steps.")] = None,
     batch_size: Annotated[int, typer.Option(help="Rows per step.")] = 8,
     learning_rate: Annotated[float, typer.Option("--lr", help="Peak learning rate.")] = 1.5e-3,

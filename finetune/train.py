@@ -56,7 +56,7 @@ class TrainOptions(BaseModel):
     out: Path = Field(ROUTER_DIR, description="Folder the router is written to.")
     template: str = Field(DEFAULT_TEMPLATE, description="Prompt template family (prompts/<name>.toml) or a .toml path.")
     skill_list: SkillList = Field("none", description="Skill list in the prompt: none, names or full.")
-    epochs: float = Field(2.0, gt=0, description="Passes over the training rows (fractions allowed).")
+    epochs: float = Field(1.8, gt=0, description="Passes over the training rows (fractions allowed).")
     max_steps: int | None = Field(None, ge=1, description="Stop after this many optimizer steps (overrides epochs).")
     batch_size: int = Field(8, ge=1, description="Rows per step; each batch is padded to its own longest row.")
     learning_rate: float = Field(1.5e-3, gt=0, description="Peak learning rate (cosine schedule after warm-up).")
