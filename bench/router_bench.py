@@ -1,6 +1,6 @@
 """Router benchmark: accuracy and latency of the shipped router (and the untuned base) on the test split.
 
-    .venv/bin/python bench/router_bench.py [--rows N] [--threads T] [--data FILE.jsonl]
+    .venv/bin/python bench/router_bench.py [--rows N] [--threads T] [--data FILE.jsonl] [--first-guess]
 
 Prints load time, exact/skill accuracy, and per-utterance routing latency p50/p95 with the prompt prefix kept
 (warm, how the daemon runs) and with the KV cache cleared before each utterance (cold). Run it on an idle
@@ -30,6 +30,9 @@ def main() -> None:
     parser.add_argument("--no-base", action="store_true", help="Skip the untuned base.")
     parser.add_argument("--no-merge", action="store_true", help="Apply the adapter at run time (no merged Q8_0).")
     parser.add_argument("--draft-tokens", type=int, default=None, help="Drafting bound (0 = off; default: as shipped).")
+    parser.add_argument("--first-guess", action="store_true",
+                        help="Only compare the shipped router with and without its first guess (skill_words), "
+                             "routing each row with both in turn so the host's drift cancels.")  # fmt: skip
     args = parser.parse_args()
 
     registry = load_registry()
@@ -38,6 +41,9 @@ def main() -> None:
     rows = rows[: args.rows] if args.rows else rows
     print(f"machine: {platform.machine()}, {os.cpu_count()} vCPU, {platform.processor() or platform.platform()}")
     print(f"rows: {len(rows)}")
+    if args.first_guess:
+        compare_first_guess(rows, registry, args.threads)
+        return
     tuned = {"threads": args.threads, "merge": not args.no_merge}
     if args.draft_tokens is not None:
         tuned["draft_tokens"] = args.draft_tokens
@@ -75,6 +81,25 @@ def main() -> None:
               f"{forced:.1f} forced tokens in {evaluations:.2f} llama.cpp evaluations")
         for miss in report.misses[:15]:
             print(f"  miss: {miss.text!r}: expected {miss.expected}, got {miss.got}")
+
+
+def compare_first_guess(rows: list[dict], registry, threads: int | None, repeats: int = 2) -> None:
+    """p50 and evaluations a call of the shipped router with and without the whole-call guess made before the
+    model reads the utterance; each row is routed by both, one after the other."""
+    routers = {"with first guess": load_router(RouterOptions(threads=threads), registry),
+               "without": load_router(RouterOptions(threads=threads), registry)}  # fmt: skip
+    routers["without"].card = {k: v for k, v in routers["without"].card.items() if k != "skill_words"}
+    seconds: dict[str, list[float]] = {name: [] for name in routers}
+    evaluations: dict[str, list[int]] = {name: [] for name in routers}
+    for row in rows * repeats:
+        for name, router in routers.items():
+            result = router.route_result(row["text"])
+            seconds[name].append(result.seconds)
+            evaluations[name].append(result.evaluations)
+    for name in routers:
+        print(f"  {name}: p50 {1000 * percentile(seconds[name], .5):.1f} ms  "
+              f"mean {1000 * statistics.fmean(seconds[name]):.1f} ms  "
+              f"{statistics.fmean(evaluations[name]):.2f} evaluations a call")
 
 
 if __name__ == "__main__":
