@@ -111,3 +111,17 @@ def test_permute_rows_is_the_llama_cpp_layout():
 def test_no_lora_weights_is_an_error(tmp_path):
     with pytest.raises(export.ModelError, match="no LoRA weights"):
         export.write_adapter_gguf({}, 8, 9, 3, tmp_path / "x.gguf")
+
+
+def test_only_the_newest_merged_routers_are_kept(tmp_path):
+    import os
+
+    for age, name in enumerate(["d", "c", "b", "a"]):  # "a" is the oldest
+        path = tmp_path / f"base-{name}-q8_0.gguf"
+        path.write_bytes(b"GGUF")
+        os.utime(path, ns=(1_000_000_000 * (10 - age), 1_000_000_000 * (10 - age)))
+    (tmp_path / "notes.txt").write_text("not a router")
+    removed = export.prune_merged(tmp_path, keep=3)
+    assert [p.name for p in removed] == ["base-a-q8_0.gguf"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["base-b-q8_0.gguf", "base-c-q8_0.gguf",
+                                                          "base-d-q8_0.gguf", "notes.txt"]  # fmt: skip
