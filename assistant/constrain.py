@@ -198,7 +198,11 @@ class CallAcceptor:
         status, options, open_span = self._scan(text)
         if status == NO or options is not None:
             return False
-        return open_span is None or text[open_span[0] :].encode() + tail in self.source.encode()
+        if open_span is None:
+            return True
+        value = text[open_span[0] :]
+        return any(span_positions(self.source, value + c, closed=False)
+                   for c in set(self.source) if c.encode().startswith(tail))  # fmt: skip
 
     def accepts(self, text: str) -> bool:
         return self.state(text)[0] != NO

@@ -81,9 +81,8 @@ def split_rows(example_set: ExampleSet, options: DatasetOptions) -> tuple[dict[s
 
 
 def _rank(seed: int, text: str) -> str:
-    """A row's place in its skill's deterministic shuffle, from its own words only: adding or removing examples
-    moves at most as many other rows between splits as were added or removed (a shuffled list would reshuffle
-    every split)."""
+    """A row's place in its skill's deterministic shuffle, from its own words only: each example added or removed
+    moves at most two other rows across a split boundary (a shuffled list would reshuffle every split)."""
     return hashlib.sha256(f"{seed}:{utterance_key(text)}".encode()).hexdigest()
 
 

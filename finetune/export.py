@@ -25,9 +25,9 @@ GGUF_NAMES = {
     "gate_proj": "ffn_gate", "up_proj": "ffn_up", "down_proj": "ffn_down",
 }  # fmt: skip
 MERGE_VERSION = 1
-MERGED_KEPT = 3
-"""Merged routers kept in the cache: the newest three built (the shipped router, a retrained one, one more)."""
 """Bump when ``write_merged_gguf`` changes what it writes: cached merged routers are rebuilt."""
+MERGED_KEPT = 3
+"""Merged routers kept in the cache: the three used most recently."""
 _LORA_KEY = re.compile(r"layers\.(\d+)\.(?:self_attn|mlp)\.(\w+)\.lora_([AB])(?:\.default)?\.weight$")
 
 
@@ -196,7 +196,7 @@ def check_adapter_gguf(adapter: Path, base_gguf: Path) -> None:
 
 def merged_router(base_gguf: Path, adapter_gguf: Path) -> Path:
     """Base and adapter merged into one Q8_0 GGUF, built once (about 10 s) and kept in the user cache, named by
-    both files' contents and the merge code's version; older ones beyond ``MERGED_KEPT`` are deleted. llama.cpp
+    both files' contents and the merge code's version; only the ``MERGED_KEPT`` used most recently are kept. llama.cpp
     evaluates it about a third faster than the Q4_1 base with the adapter applied at run time: Q8_0 has fast CPU
     matrix kernels and the adapter's extra matrix products are gone."""
     digest = hashlib.sha256(f"merge-v{MERGE_VERSION}".encode())
@@ -205,7 +205,9 @@ def merged_router(base_gguf: Path, adapter_gguf: Path) -> Path:
             while chunk := stream.read(1 << 20):
                 digest.update(chunk)
     out = cache_dir() / "routers" / f"{base_gguf.stem}-{digest.hexdigest()[:16]}-q8_0.gguf"
-    if not out.is_file():
+    if out.is_file():
+        os.utime(out)  # used now: pruning keeps the routers used most recently
+    else:
         logger.warning("merging the router into %s once (about 10 s)", out)
         write_merged_gguf(base_gguf, adapter_gguf, out, dtype="q8_0", full=True)
         prune_merged(out.parent)
@@ -213,9 +215,15 @@ def merged_router(base_gguf: Path, adapter_gguf: Path) -> Path:
 
 
 def prune_merged(folder: Path, keep: int = MERGED_KEPT) -> list[Path]:
-    """Delete all but the ``keep`` most recently built merged routers in ``folder`` (each retrain makes a new
-    one, 145 MB for the bundled base); a router whose file was pruned is merged again when next loaded."""
-    built = sorted(folder.glob("*-q8_0.gguf"), key=lambda path: path.stat().st_mtime_ns, reverse=True)
-    for path in built[keep:]:
-        path.unlink(missing_ok=True)
-    return built[keep:]
+    """Delete all but the ``keep`` most recently used merged routers in ``folder`` (each retrain makes a new
+    one, 145 MB for the bundled base); a router whose file was pruned is merged again when next loaded. A file
+    that cannot be deleted now (in use elsewhere) is left for next time."""
+    used = sorted(folder.glob("*-q8_0.gguf"), key=lambda path: path.stat().st_mtime_ns, reverse=True)
+    removed = []
+    for path in used[keep:]:
+        try:
+            path.unlink(missing_ok=True)
+            removed.append(path)
+        except OSError:
+            continue
+    return removed

@@ -166,10 +166,10 @@ def address(row: dict, wake: str, share: float, rng: random.Random, registry: Re
     skill's row, a third of the time said to someone else (other()). The words of every span are kept as they
     are, so the call still copies the utterance."""
     text, call = row["text"], row["call"]
-    if rng.random() >= share or re.search(rf"\b{re.escape(wake)}\b", text, re.IGNORECASE):
+    if rng.random() >= share or re.search(rf"(?<!\w){re.escape(wake)}(?!\w)", text, re.IGNORECASE):
         return row  # already said to the assistant
     to_other = not call.startswith("other(") and rng.random() < 1 / 3
-    name = rng.choice(OTHER_PEOPLE) if to_other else wake
+    name = rng.choice([p for p in OTHER_PEOPLE if p.casefold() != wake.casefold()]) if to_other else wake
     plain = text == text.lower()  # written like Whisper's unpunctuated lower-case output
     if plain:
         name = name.lower()
@@ -177,7 +177,7 @@ def address(row: dict, wake: str, share: float, rng: random.Random, registry: Re
     if rng.random() < 0.3:  # last: "what time is it in Paris, Otto?", "what's the weather in Cardiff, Dad?"
         body = text.rstrip("?!.")
         return {**row, "text": f"{body}{' ' if plain else ', '}{name}{text[len(body):]}", "call": call}
-    lead = rng.choice(("", "", "hey ", "okay ", "um "))
+    lead = rng.choice(("", "", "hey ", "okay ", "um ")) if len(name.split()) == 1 else ""  # not "Hey Hey Jarvis"
     head = f"{lead}{name} " if plain else f"{lead.capitalize()}{name}, " if lead else f"{name}, "
     try:
         values = [v for v in registry.parse(row["call"]).arguments.values() if isinstance(v, str)]

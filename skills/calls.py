@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import json
 import re
+import unicodedata
 import warnings
 from dataclasses import dataclass, field
 from typing import Any
@@ -143,8 +144,9 @@ def normalize_value(value: Any) -> Any:
 
 
 def _glued(a: str, b: str) -> bool:
-    """Two characters of one word: both letters or digits of a script that spaces its words (CJK does not)."""
-    return a.isalnum() and b.isalnum() and ord(a) < 0x2E80 and ord(b) < 0x2E80
+    """Two characters of one word: letters, digits or combining marks of a script that spaces its words (CJK does
+    not)."""
+    return all((c.isalnum() or unicodedata.category(c).startswith("M")) and ord(c) < 0x2E80 for c in (a, b))
 
 
 def span_positions(text: str, value: str, closed: bool = True) -> list[int]:

@@ -135,6 +135,7 @@ def test_random_call_like_strings_only_ever_raise_call_error(registry, text):
         ("Tom's party", "Tom", True, [0]),
         ("Paris or paris, Paris", "Paris", True, [0, 16]),
         ("東京の天気", "東京", True, [0]),  # no spaces between CJK words: any substring
+        ("Zu\u0308rich", "Zu", True, []),  # a combining mark belongs to its word (NFD "Zürich")
         ("weather", "", True, []),
     ],
 )  # fmt: skip

@@ -102,3 +102,9 @@ def test_a_character_split_across_tokens_continues_only_where_the_utterance_has_
     assert not hawaii.continues('timecheck(location="Hawai', "ʻ".encode()[:1])  # a dead end: "Hawaiʻi" is not said
     assert not hawaii.continues("timecheck(", "ʻ".encode()[:1])  # structure is ASCII
     assert CallAcceptor(registry, "hi").continues("ask(question=", b"") is False  # before the quote: structure
+
+
+def test_a_split_character_must_continue_a_whole_word_span(registry):
+    evian = CallAcceptor(registry, "weather in Evian, the café town")  # "é" only inside a word
+    assert not evian.continues('weather(location="', "é".encode()[:1])
+    assert evian.continues('weather(location="caf', "é".encode()[:1])

@@ -66,7 +66,7 @@ def test_adding_examples_keeps_the_other_rows_in_their_splits(registry, tmp_path
 
     before, after = splits(50), splits(55)
     moved = [text for text, name in before.items() if after[text] != name]
-    assert len(moved) <= 5  # at most one row per added example crosses a split boundary
+    assert len(moved) <= 2 * 5  # at most two rows per added example cross a split boundary (one at each)
 
 
 def test_invalid_examples_stop_the_build(registry, tmp_path):

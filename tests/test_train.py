@@ -141,6 +141,12 @@ def test_addressed_rows_keep_their_spans_and_go_to_other_when_said_to_someone_el
     again = [address(row, "Otto", 1.0, random.Random(i), registry_module) for i, row in enumerate(rows)]
     assert again == varied
     assert all(address(row, "Otto", 0.0, random.Random(0), registry_module) is row for row in rows[:50])
+    for i, row in enumerate(rows[:200]):  # a wake name that is also a common name, a wake phrase of two words
+        for wake in ("Sam", "Hey Jarvis"):
+            new = address(row, wake, 1.0, random.Random(i), registry_module)
+            said_to_wake = re.search(rf"(?<!\w){wake}(?!\w)", new["text"], re.IGNORECASE)
+            assert (new["call"] == row["call"]) == bool(said_to_wake) or new is row, (wake, new)
+            assert "hey hey" not in new["text"].casefold()
 
 
 @pytest.fixture(scope="module")
