@@ -42,11 +42,13 @@ def span_starts(rows: list[dict], registry: Registry, keep: int = 6) -> dict[str
 def skill_words(rows: list[dict], min_rows: int = 3) -> dict[str, dict]:
     """How many rows each skill has, and for each word said in at least ``min_rows`` rows, in how many rows of
     each skill: a naive Bayes model of the skill given the words (``likely_skill``)."""
-    per_skill = Counter(row["call"].split("(", 1)[0] for row in rows)
+    per_skill: Counter[str] = Counter()
     counts: dict[str, Counter[str]] = {}
     for row in rows:
+        skill = row["call"].split("(", 1)[0]
+        per_skill[skill] += 1
         for word in words(row["text"]):
-            counts.setdefault(word, Counter())[row["call"].split("(", 1)[0]] += 1
+            counts.setdefault(word, Counter())[skill] += 1
     kept = {word: dict(sorted(c.items())) for word, c in sorted(counts.items()) if c.total() >= min_rows}
     return {"rows": dict(sorted(per_skill.items())), "words": kept}
 

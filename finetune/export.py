@@ -196,9 +196,9 @@ def check_adapter_gguf(adapter: Path, base_gguf: Path) -> None:
 
 def merged_router(base_gguf: Path, adapter_gguf: Path) -> Path:
     """Base and adapter merged into one Q8_0 GGUF, built once (about 10 s) and kept in the user cache, named by
-    both files' contents and the merge code's version; only the ``MERGED_KEPT`` used most recently are kept. llama.cpp
-    evaluates it about a third faster than the Q4_1 base with the adapter applied at run time: Q8_0 has fast CPU
-    matrix kernels and the adapter's extra matrix products are gone."""
+    both files' contents and the merge code's version; only the ``MERGED_KEPT`` used most recently are kept.
+    llama.cpp evaluates it about a third faster than the Q4_1 base with the adapter applied at run time: Q8_0 has
+    fast CPU matrix kernels and the adapter's extra matrix products are gone."""
     digest = hashlib.sha256(f"merge-v{MERGE_VERSION}".encode())
     for source in (adapter_gguf, base_gguf):
         with source.open("rb") as stream:

@@ -283,12 +283,11 @@ def train(options: TrainOptions, registry: Registry) -> TrainResult:
                          options.seed)  # fmt: skip
     eval_rows = _subset(read_jsonl(options.data / "validation.jsonl", ("text", "call")), options.max_eval_rows,
                         options.seed)  # fmt: skip
-    train_set = [encode_row(tokenizer, template, skills, r["text"], r["call"]) for r in train_rows]
     eval_set = [encode_row(tokenizer, template, skills, r["text"], r["call"]) for r in eval_rows]
     pad_id = tokenizer.pad_token_id
     shards = accelerator.num_processes  # under `accelerate launch`, each process takes its share of a batch
     global_batch = options.batch_size * shards
-    steps_per_epoch = math.ceil(len(train_set) / global_batch)
+    steps_per_epoch = math.ceil(len(train_rows) / global_batch)
     total_steps = options.max_steps or max(1, round(options.epochs * steps_per_epoch))
     eval_every = options.eval_every or max(1, math.ceil(total_steps / 4))
 
@@ -343,10 +342,12 @@ def train(options: TrainOptions, registry: Registry) -> TrainResult:
     while step < total_steps:
         epoch, index = divmod(step, steps_per_epoch)
         if epoch != batches_epoch:  # the same rows and batches on resume: a function of seed and epoch
+            rows = train_rows
             if options.wake and options.address_share:
                 rng = random.Random(f"{options.seed}:address:{epoch}")
-                varied = [address(r, options.wake, options.address_share, rng, registry) for r in train_rows]
-                train_set = [encode_row(tokenizer, template, skills, r["text"], r["call"]) for r in varied]
+                rows = [address(r, options.wake, options.address_share, rng, registry) for r in train_rows]
+            if rows is not train_rows or batches_epoch < 0:  # rows as written are encoded once
+                train_set = [encode_row(tokenizer, template, skills, r["text"], r["call"]) for r in rows]
             lengths = [len(row.input_ids) for row in train_set]
             batches_epoch, batches = epoch, batch_order(lengths, global_batch, options.seed * 1000 + epoch)
         batch_rows = [train_set[i] for i in batches[index][accelerator.process_index :: shards]]
@@ -406,13 +407,13 @@ def train(options: TrainOptions, registry: Registry) -> TrainResult:
         "skill_list": options.skill_list,
         "skills": {s.name: s.signature for s in registry},
         "examples_fingerprint": dataset_card.get("examples_fingerprint"),
-        "dataset": {"train_rows": len(train_set), "validation_rows": len(eval_set),
+        "dataset": {"train_rows": len(train_rows), "validation_rows": len(eval_set),
                     "train_sha256": setup["data"]},  # fmt: skip
         "span_starts": span_starts(train_rows, registry),
         "skill_words": skill_words(train_rows),
         "addressing": {"wake": options.wake, "share": options.address_share},
         "lora": options.lora.model_dump(),
-        "training": {"steps": step, "epochs": round(step * global_batch / len(train_set), 3), "processes": shards,
+        "training": {"steps": step, "epochs": round(step * global_batch / len(train_rows), 3), "processes": shards,
                      "batch_size": options.batch_size, "learning_rate": options.learning_rate,
                      "seconds": round(seconds, 1), "seconds_per_step": round(seconds / max(step, 1), 3),
                      "threads": torch.get_num_threads(), "seed": options.seed},  # fmt: skip
