@@ -41,7 +41,8 @@ class TrainError(SkillcallError):
 class LoraOptions(BaseModel):
     r: int = Field(16, ge=1, description="LoRA rank.")
     alpha: float = Field(32.0, gt=0, description="LoRA alpha; the update is scaled by alpha / r.")
-    dropout: float = Field(0.05, ge=0, lt=1, description="Dropout on the LoRA input.")
+    dropout: float = Field(0.0, ge=0, lt=1, description="Dropout on the LoRA input. 0 by default: on a CPU, "
+                           "drawing the masks costs a third of a step, time better spent on more epochs.")
     target_modules: list[str] = Field(
         default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"],
         description="Linear layers that get an adapter (llama names).",
@@ -56,7 +57,7 @@ class TrainOptions(BaseModel):
     out: Path = Field(ROUTER_DIR, description="Folder the router is written to.")
     template: str = Field(DEFAULT_TEMPLATE, description="Prompt template family (prompts/<name>.toml) or a .toml path.")
     skill_list: SkillList = Field("none", description="Skill list in the prompt: none, names or full.")
-    epochs: float = Field(1.8, gt=0, description="Passes over the training rows (fractions allowed).")
+    epochs: float = Field(2.0, gt=0, description="Passes over the training rows (fractions allowed).")
     max_steps: int | None = Field(None, ge=1, description="Stop after this many optimizer steps (overrides epochs).")
     batch_size: int = Field(8, ge=1, description="Rows per step; each batch is padded to its own longest row.")
     learning_rate: float = Field(1.5e-3, gt=0, description="Peak learning rate (cosine schedule after warm-up).")
@@ -65,7 +66,7 @@ class TrainOptions(BaseModel):
     eval_every: int | None = Field(None, ge=1, description="Steps between validations; None = four per run.")
     max_train_rows: int | None = Field(None, ge=1, description="Use only this many training rows (smoke tests).")
     max_eval_rows: int | None = Field(None, ge=1, description="Validate on only this many rows.")
-    seed: int = Field(0, description="Seeds data order, LoRA init and dropout.")
+    seed: int = Field(0, description="Seeds data order, LoRA init, addressing and dropout.")
     threads: int | None = Field(None, ge=1, description="CPU threads for PyTorch; None = all cores.")
     resume: bool = Field(False, description="Continue from out/checkpoint if it is there.")
     four_bit: bool = Field(False, description="QLoRA: load the base in 4 bits (bitsandbytes, CUDA only).")
@@ -75,6 +76,8 @@ class TrainOptions(BaseModel):
                              "said to it (\"Otto, ...\": the same call) or to someone else (\"Sam, ...\": other()), so "
                              "the router learns whom a request is for; None = rows as written.")  # fmt: skip
     address_share: float = Field(0.2, ge=0, le=1, description="Share of training rows varied that way per epoch.")
+    filler_share: float = Field(0.15, ge=0, le=1, description="Share of training rows given a filler in front per "
+                                "epoch (\"Um, …\", \"So uh …\"): the same call, so hesitation does not read as other().")
     lora: LoraOptions = Field(default_factory=LoraOptions)
 
 
@@ -122,23 +125,30 @@ def collate(rows: list[Encoded], pad_id: int) -> dict[str, Any]:
     return {"input_ids": ids, "attention_mask": mask, "labels": labels}
 
 
-def call_logits(model: Any, batch: dict[str, Any]) -> tuple[Any, Any]:
-    """(logits, targets) for the call tokens only: the vocabulary projection (a fifth of the compute of a
-    135M model) is skipped for positions whose prediction has no label (the prompt)."""
-    labels = batch["labels"]
-    first = max(1, int((labels != -100).int().argmax(dim=1).min()))  # the earliest label in the batch
-    keep = labels.size(1) - first + 1  # logits from the position that predicts it
+def call_logits(model: Any, batch: dict[str, Any]) -> tuple[Any, Any, Any]:
+    """(logits, targets, rows) for the call tokens only, one row of logits per label. The vocabulary projection
+    (a fifth of the compute of a 135M model) runs only from the batch's first label on, and on positions given
+    as a tensor: an ``int`` ``logits_to_keep`` slices the hidden states as a strided view, which makes the 49k-row
+    head several times slower on a CPU. ``rows`` says which sequence each label belongs to."""
+    import torch
+
+    labels = batch["labels"][:, 1:]  # position t predicts token t + 1
+    mask = labels != -100
+    first = int(mask.any(dim=0).int().argmax())  # the earliest position that predicts a label
+    keep = torch.arange(first, labels.size(1), device=labels.device)
     logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], logits_to_keep=keep).logits
-    return logits[:, -keep:-1], labels[:, first:]  # models without logits_to_keep return every position
+    if logits.size(1) != len(keep):  # a model without logits_to_keep returns every position
+        logits = logits[:, first:-1]
+    mask = mask[:, first:]
+    return logits[mask], labels[:, first:][mask], mask.nonzero()[:, 0]
 
 
 def call_loss(model: Any, batch: dict[str, Any]) -> Any:
     """Mean cross-entropy over the call tokens of a batch."""
     import torch
 
-    logits, targets = call_logits(model, batch)
-    return torch.nn.functional.cross_entropy(logits.reshape(-1, logits.size(-1)).float(), targets.reshape(-1),
-                                             ignore_index=-100)  # fmt: skip
+    logits, targets, _ = call_logits(model, batch)
+    return torch.nn.functional.cross_entropy(logits.float(), targets)
 
 
 def batch_order(lengths: list[int], batch_size: int, seed: int) -> list[list[int]]:
@@ -160,6 +170,9 @@ OTHER_PEOPLE = ("Sam", "Mom", "Dad", "Alex", "Noah", "Priya", "honey", "babe", "
                 "Fatima", "Luca", "kids", "Grandpa", "Olivia", "Mateo", "Aisha", "Ben")  # fmt: skip
 """Whom rows are addressed to instead of the assistant: anyone but the assistant means other()."""
 
+FILLERS = ("um", "uh", "so", "so uh", "hmm", "er", "well", "okay so", "oh", "um so")
+"""What people say before a request while they think; it never changes the call."""
+
 
 def address(row: dict, wake: str, share: float, rng: random.Random, registry: Registry) -> dict:
     """With probability ``share``, the row said to the assistant by name (first or last: the same call), or, for a
@@ -170,24 +183,38 @@ def address(row: dict, wake: str, share: float, rng: random.Random, registry: Re
         return row  # already said to the assistant
     to_other = not call.startswith("other(") and rng.random() < 1 / 3
     name = rng.choice([p for p in OTHER_PEOPLE if p.casefold() != wake.casefold()]) if to_other else wake
-    plain = text == text.lower()  # written like Whisper's unpunctuated lower-case output
-    if plain:
-        name = name.lower()
     call = "other()" if to_other else call
     if rng.random() < 0.3:  # last: "what time is it in Paris, Otto?", "what's the weather in Cardiff, Dad?"
+        plain = text == text.lower()  # written like Whisper's unpunctuated lower-case output
         body = text.rstrip("?!.")
+        name = name.lower() if plain else name
         return {**row, "text": f"{body}{' ' if plain else ', '}{name}{text[len(body):]}", "call": call}
     lead = rng.choice(("", "", "hey ", "okay ", "um ")) if len(name.split()) == 1 else ""  # not "Hey Hey Jarvis"
-    head = f"{lead}{name} " if plain else f"{lead.capitalize()}{name}, " if lead else f"{name}, "
+    return {**row, "text": said_first(row, lead.capitalize() + name, registry), "call": call}
+
+
+def hesitate(row: dict, share: float, rng: random.Random, registry: Registry) -> dict:
+    """With probability ``share``, the row with a filler in front ("Um, what's 72 over 9?"): the same call."""
+    if rng.random() >= share:
+        return row
+    return {**row, "text": said_first(row, rng.choice(FILLERS).capitalize(), registry)}
+
+
+def said_first(row: dict, words: str, registry: Registry) -> str:
+    """The row's text with ``words`` in front, in its style: "um otto what's the weather" for Whisper's plain
+    lower-case output, else "Um, Otto, what's the weather" (the first letter lowered unless a span needs it)."""
+    text = row["text"]
+    if text == text.lower():
+        return f"{words.lower()} {text}"
     try:
         values = [v for v in registry.parse(row["call"]).arguments.values() if isinstance(v, str)]
     except SkillcallError:
         values = []
     lowered = text[:1].lower() + text[1:]
     spans_kept = all(value in lowered for value in values if value in text)
-    if not plain and lowered != text and spans_kept and not text.startswith("I "):
+    if lowered != text and spans_kept and not text.startswith("I "):
         text = lowered  # "Otto, what's the weather", not "Otto, What's the weather"
-    return {**row, "text": head + text, "call": call}
+    return f"{words}, {text}"
 
 
 def evaluate_loss(model: Any, rows: list[Encoded], pad_id: int, batch_size: int = 16) -> dict[str, float]:
@@ -201,15 +228,12 @@ def evaluate_loss(model: Any, rows: list[Encoded], pad_id: int, batch_size: int 
         for start in range(0, len(rows), batch_size):
             batch = collate(rows[start : start + batch_size], pad_id)
             batch = {k: v.to(model.device) for k, v in batch.items()}
-            logits, targets = call_logits(model, batch)
-            mask = targets != -100
-            loss = torch.nn.functional.cross_entropy(
-                logits.reshape(-1, logits.size(-1)).float(), targets.reshape(-1), ignore_index=-100, reduction="sum"
-            )
-            total_loss += loss.item()
-            total_tokens += int(mask.sum())
-            right = (logits.argmax(-1) == targets) | ~mask
-            exact += int(right.all(dim=1).sum())
+            logits, targets, owners = call_logits(model, batch)
+            total_loss += torch.nn.functional.cross_entropy(logits.float(), targets, reduction="sum").item()
+            total_tokens += len(targets)
+            wrong = torch.zeros(len(batch["labels"]), dtype=torch.long).index_add_(
+                0, owners.cpu(), (logits.argmax(-1) != targets).long().cpu())
+            exact += int((wrong == 0).sum())
     model.train()
     return {"loss": total_loss / max(total_tokens, 1), "call_accuracy": exact / max(len(rows), 1)}
 
@@ -304,7 +328,8 @@ def train(options: TrainOptions, registry: Registry) -> TrainResult:
     setup = {"base": options.base, "template": options.template, "skill_list": options.skill_list,
              "batch_size": options.batch_size, "seed": options.seed, "lora": options.lora.model_dump(),
              "data": _sha256(options.data / "train.jsonl"), "max_train_rows": options.max_train_rows,
-             "batching": "length-grouped", "wake": options.wake, "address_share": options.address_share}  # fmt: skip
+             "batching": "length-grouped", "wake": options.wake, "address_share": options.address_share,
+             "filler_share": options.filler_share}  # fmt: skip
     if options.resume and (checkpoint / "state.json").exists():
         state = json.loads((checkpoint / "state.json").read_text())
         changed = [key for key in setup if state.get("setup", {}).get(key) != setup[key]]
@@ -343,9 +368,11 @@ def train(options: TrainOptions, registry: Registry) -> TrainResult:
         epoch, index = divmod(step, steps_per_epoch)
         if epoch != batches_epoch:  # the same rows and batches on resume: a function of seed and epoch
             rows = train_rows
+            rng = random.Random(f"{options.seed}:address:{epoch}")
             if options.wake and options.address_share:
-                rng = random.Random(f"{options.seed}:address:{epoch}")
-                rows = [address(r, options.wake, options.address_share, rng, registry) for r in train_rows]
+                rows = [address(r, options.wake, options.address_share, rng, registry) for r in rows]
+            if options.filler_share:
+                rows = [hesitate(r, options.filler_share, rng, registry) for r in rows]
             if rows is not train_rows or batches_epoch < 0:  # rows as written are encoded once
                 train_set = [encode_row(tokenizer, template, skills, r["text"], r["call"]) for r in rows]
             lengths = [len(row.input_ids) for row in train_set]
@@ -411,7 +438,7 @@ def train(options: TrainOptions, registry: Registry) -> TrainResult:
                     "train_sha256": setup["data"]},  # fmt: skip
         "span_starts": span_starts(train_rows, registry),
         "skill_words": skill_words(train_rows),
-        "addressing": {"wake": options.wake, "share": options.address_share},
+        "addressing": {"wake": options.wake, "share": options.address_share, "filler_share": options.filler_share},
         "lora": options.lora.model_dump(),
         "training": {"steps": step, "epochs": round(step * global_batch / len(train_rows), 3), "processes": shards,
                      "batch_size": options.batch_size, "learning_rate": options.learning_rate,

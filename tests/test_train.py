@@ -14,7 +14,9 @@ from finetune.dataset import DatasetOptions, build_dataset
 from finetune.examples import EXAMPLES_DIR, load_examples
 from finetune.prompts import load_template
 from finetune.train import (
+    FILLERS,
     OTHER_PEOPLE,
+    Encoded,
     TrainError,
     TrainOptions,
     address,
@@ -22,6 +24,8 @@ from finetune.train import (
     call_loss,
     collate,
     encode_row,
+    evaluate_loss,
+    hesitate,
     train,
 )
 
@@ -95,6 +99,27 @@ def test_call_loss_is_the_models_loss_with_the_prompt_logits_skipped(base_model)
         assert torch.allclose(call_loss(model, batch), model(**batch).loss, atol=1e-4)
 
 
+def test_validation_counts_a_row_right_only_when_every_call_token_is_the_models_argmax(base_model):
+    import torch
+
+    model, tokenizer = base_model
+    template = load_template()
+    greedy = []
+    for text in ("hi", "what's the weather like in new york", "open firefox please"):
+        row = encode_row(tokenizer, template, "", text, "other()")
+        prompt = row.input_ids[: row.labels.count(-100)]
+        ids = list(prompt)
+        with torch.no_grad():
+            for _ in range(3 + len(text) % 3):  # calls of different lengths in one batch
+                ids.append(int(model(input_ids=torch.tensor([ids])).logits[0, -1].argmax()))
+        greedy.append(Encoded(ids, [-100] * len(prompt) + ids[len(prompt) :]))
+    assert evaluate_loss(model, greedy, tokenizer.pad_token_id)["call_accuracy"] == 1.0
+    last = greedy[1]
+    wrong = Encoded(last.input_ids[:-1] + [last.input_ids[-1] + 1], last.labels[:-1] + [last.input_ids[-1] + 1])
+    result = evaluate_loss(model, [greedy[0], wrong, greedy[2]], tokenizer.pad_token_id)
+    assert result["call_accuracy"] == pytest.approx(2 / 3)
+
+
 def test_batches_group_similar_lengths_and_cover_every_row_once():
     lengths = [random.Random(i).randint(5, 40) for i in range(203)]
     batches = batch_order(lengths, 8, seed=3)
@@ -149,6 +174,27 @@ def test_addressed_rows_keep_their_spans_and_go_to_other_when_said_to_someone_el
             assert "hey hey" not in new["text"].casefold()
 
 
+def test_a_filler_in_front_keeps_the_call_and_the_rows_style(data, registry_module):
+    from skills import span_positions
+
+    rows = [json.loads(line) for line in (data / "train.jsonl").read_text().splitlines()]
+    varied = [hesitate(row, 1.0, random.Random(i), registry_module) for i, row in enumerate(rows)]
+    for row, new in zip(rows, varied, strict=True):
+        assert new["call"] == row["call"] and new["text"] != row["text"]
+        call = registry_module.parse(new["call"])
+        assert all(span_positions(new["text"], v) for p in registry_module.get(call.name).parameters
+                   if p.span and isinstance(v := call.arguments.get(p.name), str)), new  # fmt: skip
+        filler, _, rest = new["text"].partition(", ") if new["text"] != new["text"].lower() else \
+            (None, None, None)  # fmt: skip
+        if filler is None:  # Whisper's plain style stays plain: "um so what's 72 over 9"
+            assert any(new["text"] == f"{f} {row['text']}" for f in FILLERS)
+        else:  # "Um, what's 72 over 9?"
+            assert filler.casefold() in FILLERS and filler[0].isupper() and rest.casefold() == row["text"].casefold()
+    assert {new["text"].split(",")[0].casefold() for new in varied} >= {"um", "so uh", "hmm"}
+    assert [hesitate(row, 1.0, random.Random(i), registry_module) for i, row in enumerate(rows)] == varied
+    assert all(hesitate(row, 0.0, random.Random(0), registry_module) is row for row in rows[:50])
+
+
 @pytest.fixture(scope="module")
 def data(tmp_path_factory, registry_module):
     out = tmp_path_factory.mktemp("data")
@@ -180,7 +226,7 @@ def test_a_short_run_writes_the_whole_router(trained, registry_module):
     assert card["base"] == DEFAULT_BASE and card["template"] == "compact"
     assert set(card["skills"]) == set(registry_module.names)
     assert card["span_starts"] and all(key.split(".")[0] in card["skills"] for key in card["span_starts"])
-    assert sum(card["skill_words"]["rows"].values()) == 20 and card["addressing"] == {"wake": "Otto", "share": 0.2}
+    assert sum(card["skill_words"]["rows"].values()) == 20 and card["addressing"] == {"wake": "Otto", "share": 0.2, "filler_share": 0.15}
     assert len(card["examples_fingerprint"]) == 64
     assert card["training"]["steps"] == 3 and card["dataset"]["train_rows"] == 20
     assert 0 <= card["metrics"]["validation_call_accuracy"] <= 1
