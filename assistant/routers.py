@@ -248,6 +248,16 @@ class LlamaCppRouter(Router):
             return []
         return self._tokens(skill + self._guess(skill, acceptor), special=False)[:room]
 
+    def _needed(self, raw: bytes, draft: list[int], acceptor: CallAcceptor) -> int:
+        """How many draft tokens to evaluate: all up to the one that completes the call (with its forced rest).
+        That one is only checked against the logits before it; the logits after it are never read."""
+        for count, token in enumerate(draft):
+            raw += self.pieces[token]
+            text = _utf8_prefix(raw)
+            if text is not None and acceptor.state(text + acceptor.forced(text))[0] == COMPLETE:
+                return count
+        return len(draft)
+
     def _route(self, text: str, started: float) -> RouteResult:
         utterance = clean_utterance(text)
         tokens = self._tokens(utterance, special=False) + self.suffix_tokens
@@ -263,7 +273,8 @@ class LlamaCppRouter(Router):
         if len(tokens) + len(draft) > self.llm.n_batch:  # a long utterance: all but its last token first
             self.llm.eval(tokens[:-1])
             pending = tokens[-1:]
-        rows = self._decode(pending, draft)  # rows[k]: the logits after what is cached less the draft, plus draft[:k]
+        evaluated = self._needed(b"", draft, acceptor)
+        rows = self._decode(pending, draft[:evaluated])  # rows[k]: the logits after the cache before the draft + draft[:k]
         generated: list[int] = []
         raw, forced_count, drafted, evaluations, reason, done = b"", 0, 0, 1, None, False
         while True:
@@ -306,7 +317,7 @@ class LlamaCppRouter(Router):
                 break
             if done or reason:
                 break
-            self.llm.n_tokens -= len(draft) - kept  # forget the draft tokens the model did not confirm
+            self.llm.n_tokens -= evaluated - kept  # forget the draft tokens the model did not confirm
             generated += extra  # forced: appended without sampling, evaluated in the next batch
             raw += b"".join(self.pieces[t] for t in extra)
             forced_count += len(extra)
@@ -315,7 +326,8 @@ class LlamaCppRouter(Router):
                 reason = f"no complete call within {self.options.max_tokens} tokens"
                 break
             draft = self._draft(raw, acceptor, min(room, self.options.draft_tokens))
-            rows = self._decode(pending, draft)
+            evaluated = self._needed(raw, draft, acceptor)
+            rows = self._decode(pending, draft[:evaluated])
             evaluations += 1
         return self._finish(text, raw.decode("utf-8", "replace"), started, prompt_tokens=len(tokens),
                             generated_tokens=len(generated) - forced_count, forced_tokens=forced_count,

@@ -149,14 +149,19 @@ def _glued(a: str, b: str) -> bool:
     return all((c.isalnum() or unicodedata.category(c).startswith("M")) and ord(c) < 0x2E80 for c in (a, b))
 
 
+def _elided(text: str, at: int) -> bool:
+    """``text[at]`` follows a letter and an apostrophe: the rest of one word ("m" of "I'm", "s" of "Zoë's")."""
+    return at >= 2 and text[at - 1] in "'’" and _glued(text[at - 2], text[at])
+
+
 def span_positions(text: str, value: str, closed: bool = True) -> list[int]:
     """Where ``value`` occurs in ``text`` as a span of whole words (DESIGN: arguments are spans): it starts at a
-    word's start and, when ``closed``, ends at a word's end ("seven" is not a span of "seventeen"). A value still
-    being written (not ``closed``) only needs the start. Empty values occur nowhere."""
+    word's start and, when ``closed``, ends at a word's end ("seven" is not a span of "seventeen", "m" not of
+    "I'm"). A value still being written (not ``closed``) only needs the start. Empty values occur nowhere."""
     found, at = [], text.find(value) if value else -1
     while at >= 0:
         end = at + len(value)
-        starts_word = at == 0 or not _glued(text[at - 1], text[at])
+        starts_word = at == 0 or not (_glued(text[at - 1], text[at]) or _elided(text, at))
         ends_word = not closed or end == len(text) or not _glued(text[end - 1], text[end])
         if starts_word and ends_word:
             found.append(at)

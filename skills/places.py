@@ -35,10 +35,11 @@ def _places() -> tuple[dict[str, list[dict]], dict[str, str], dict[str, str]]:
     for matches in cities.values():
         matches.sort(key=lambda c: -int(c.get("population") or 0))
     country_codes = {_key(c["name"]): code for code, c in countries.items()}
+    country_codes |= {key.removeprefix("the "): code for key, code in country_codes.items()}  # "The Netherlands"
     for code in countries:
         country_codes.setdefault(code.casefold(), code)
     country_codes.update({"usa": "US", "us": "US", "america": "US", "united states of america": "US",
-                          "uk": "GB", "england": "GB", "britain": "GB", "great britain": "GB"})  # fmt: skip
+                          "uk": "GB", "england": "GB", "britain": "GB", "great britain": "GB", "holland": "NL"})  # fmt: skip
     zones = {_key(zone.rsplit("/", 1)[-1]): zone for zone in available_timezones()}
     zones.update({_key(zone): zone for zone in available_timezones()})
     return cities, country_codes, zones
@@ -50,7 +51,7 @@ REGIONS = {  # spoken regions no city table holds
     "california": "America/Los_Angeles", "texas": "America/Chicago", "florida": "America/New_York",
     "hawaii": "Pacific/Honolulu", "alaska": "America/Anchorage", "midwest": "America/Chicago",
     "scotland": "Europe/London", "wales": "Europe/London", "siberia": "Asia/Novosibirsk",
-    "maui": "Pacific/Honolulu", "sicily": "Europe/Rome", "sardinia": "Europe/Rome", "corsica": "Europe/Paris",
+    "maui": "Pacific/Honolulu", "kauai": "Pacific/Honolulu", "oahu": "Pacific/Honolulu", "sicily": "Europe/Rome", "sardinia": "Europe/Rome", "corsica": "Europe/Paris",
     "crete": "Europe/Athens", "bali": "Asia/Makassar", "tasmania": "Australia/Hobart",
 }  # fmt: skip
 
@@ -88,9 +89,11 @@ def resolve(place: str) -> tuple[str, ZoneInfo]:
     cities, country_codes, zones = _places()
     name, _, qualifier = (part.strip() for part in place.partition(","))
     key = _key(name)
+    if key.startswith("the ") and key not in cities and key not in country_codes:  # "the Bahamas", not "The Hague"
+        name, key = name.strip()[4:], key[4:]
     if key in REGIONS:
         return name, ZoneInfo(REGIONS[key])
-    if key not in cities and not qualifier:  # "lagos nigeria": a trailing country without the comma
+    if key not in cities and key not in country_codes and not qualifier:  # "lagos nigeria", without the comma
         words = name.split()
         for cut in range(len(words) - 1, 0, -1):
             head, tail = _key(" ".join(words[:cut])), _key(" ".join(words[cut:]))

@@ -133,6 +133,9 @@ def test_random_call_like_strings_only_ever_raise_call_error(registry, text):
         ("pull up iterm", "erm", False, []),  # starts inside a word
         ("twenty-six", "twenty", True, [0]),  # a hyphen ends a word
         ("Tom's party", "Tom", True, [0]),
+        ("I'm visiting Minneapolis", "m visiting Minneapolis", False, []),  # the rest of "I'm" starts no word
+        ("Zoë’s flight", "s flight", True, []),
+        ("said 'Paris' twice", "Paris", True, [6]),  # a quote mark after a space is not an elision
         ("Paris or paris, Paris", "Paris", True, [0, 16]),
         ("東京の天気", "東京", True, [0]),  # no spaces between CJK words: any substring
         ("Zu\u0308rich", "Zu", True, []),  # a combining mark belongs to its word (NFD "Zürich")

@@ -90,6 +90,9 @@ def test_drafting_saves_evaluations_and_never_changes_the_call(shipped):
     result = shipped.route_result("what's the weather in Lisbon")
     assert str(result.call) == 'weather(location="Lisbon")' and result.evaluations == 1
     assert result.drafted_tokens == result.generated_tokens
+    # the token that completes the call is checked against the logits before it, never evaluated itself
+    call_tokens = result.generated_tokens + result.forced_tokens
+    assert shipped.llm.n_tokens == len(shipped.prefix_tokens) + result.prompt_tokens + call_tokens - 1
 
 
 def test_drafting_stays_within_the_token_bound_and_the_context(shipped):
