@@ -38,8 +38,8 @@ def _places() -> tuple[dict[str, list[dict]], dict[str, str], dict[str, str]]:
     country_codes |= {key.removeprefix("the "): code for key, code in country_codes.items()}  # "The Netherlands"
     for code in countries:
         country_codes.setdefault(code.casefold(), code)
-    country_codes.update({"usa": "US", "us": "US", "america": "US", "united states of america": "US",
-                          "uk": "GB", "england": "GB", "britain": "GB", "great britain": "GB", "holland": "NL"})  # fmt: skip
+    country_codes.update({"usa": "US", "us": "US", "america": "US", "united states of america": "US", "uk": "GB",
+                          "england": "GB", "britain": "GB", "great britain": "GB", "holland": "NL"})  # fmt: skip
     zones = {_key(zone.rsplit("/", 1)[-1]): zone for zone in available_timezones()}
     zones.update({_key(zone): zone for zone in available_timezones()})
     return cities, country_codes, zones
@@ -51,8 +51,9 @@ REGIONS = {  # spoken regions no city table holds
     "california": "America/Los_Angeles", "texas": "America/Chicago", "florida": "America/New_York",
     "hawaii": "Pacific/Honolulu", "alaska": "America/Anchorage", "midwest": "America/Chicago",
     "scotland": "Europe/London", "wales": "Europe/London", "siberia": "Asia/Novosibirsk",
-    "maui": "Pacific/Honolulu", "kauai": "Pacific/Honolulu", "oahu": "Pacific/Honolulu", "sicily": "Europe/Rome", "sardinia": "Europe/Rome", "corsica": "Europe/Paris",
-    "crete": "Europe/Athens", "bali": "Asia/Makassar", "tasmania": "Australia/Hobart",
+    "maui": "Pacific/Honolulu", "kauai": "Pacific/Honolulu", "oahu": "Pacific/Honolulu", "sicily": "Europe/Rome",
+    "sardinia": "Europe/Rome", "corsica": "Europe/Paris", "crete": "Europe/Athens", "bali": "Asia/Makassar",
+    "tasmania": "Australia/Hobart",
 }  # fmt: skip
 
 
@@ -90,7 +91,7 @@ def resolve(place: str) -> tuple[str, ZoneInfo]:
     name, _, qualifier = (part.strip() for part in place.partition(","))
     key = _key(name)
     if key.startswith("the ") and key not in cities and key not in country_codes:  # "the Bahamas", not "The Hague"
-        name, key = name.strip()[4:], key[4:]
+        name, key = name[4:], key[4:]
     if key in REGIONS:
         return name, ZoneInfo(REGIONS[key])
     if key not in cities and key not in country_codes and not qualifier:  # "lagos nigeria", without the comma
