@@ -38,7 +38,8 @@ def test_places_resolve_to_zones(place, name, zone):
         ("Victoria, British Columbia", "America/Vancouver"), ("st johns newfoundland", "America/St_Johns"),
         ("St. John's", "America/St_Johns"),  # apostrophes are not word breaks
         ("canary islands", "Atlantic/Canary"), ("Lord Howe Island", "Australia/Lord_Howe"), ("Maui", "Pacific/Honolulu"),
-        ("netherlands", "Europe/Amsterdam"), ("the Netherlands", "Europe/Amsterdam"), ("the Bahamas", "America/Nassau"),  # GeoNames says "The Netherlands"
+        ("netherlands", "Europe/Amsterdam"), ("the Netherlands", "Europe/Amsterdam"),  # GeoNames: "The Netherlands"
+        ("the Bahamas", "America/Nassau"),  # but "Bahamas"
     ],
 )  # fmt: skip
 def test_trailing_countries_states_and_regions(place, zone):
