@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 
@@ -250,7 +250,7 @@ def train_command(
     data: Annotated[Path, typer.Option(help="Folder with the splits from `skillcall dataset`.")] = Path("data"),
     out: Annotated[Path | None, typer.Option(help="Router folder to write (default: the shipped router/).")] = None,
     base: Annotated[str | None, typer.Option(help="Base model: .gguf path or HF model (default: bundled).")] = None,
-    epochs: Annotated[float | None, typer.Option(help="Passes over the training rows [default: 2.0].")] = None,
+    epochs: Annotated[float | None, typer.Option(help="Passes over the training rows [default: 2.6].")] = None,
     max_steps: Annotated[int | None, typer.Option(help="Stop after this many steps.")] = None,
     batch_size: Annotated[int, typer.Option(help="Rows per step.")] = 8,
     learning_rate: Annotated[float, typer.Option("--lr", help="Peak learning rate.")] = 1.5e-3,
@@ -260,6 +260,8 @@ def train_command(
     resume: Annotated[bool, typer.Option(help="Continue from OUT/checkpoint.")] = False,
     four_bit: Annotated[bool, typer.Option("--4bit", help="QLoRA via bitsandbytes (CUDA only).")] = False,
     max_train_rows: Annotated[int | None, typer.Option(help="Train on a subset (quick runs).")] = None,
+    precision: Annotated[Literal["auto", "float32", "bfloat16"],
+                         typer.Option(help="The frozen base's arithmetic (auto: bfloat16 where faster).")] = "auto",
 ) -> None:
     """LoRA fine-tune of the router on the dataset, then export for llama.cpp."""
     from finetune.train import LoraOptions, TrainOptions, train
@@ -268,7 +270,7 @@ def train_command(
         config = _config()
         options = TrainOptions(
             data=data, max_steps=max_steps, batch_size=batch_size, learning_rate=learning_rate, seed=seed,
-            resume=resume, four_bit=four_bit, max_train_rows=max_train_rows, progress=True,
+            resume=resume, four_bit=four_bit, max_train_rows=max_train_rows, precision=precision, progress=True,
             lora=LoraOptions(r=rank, alpha=2 * rank), wake=_wake_name(config),
             **{k: v for k, v in {"out": out, "base": base, "epochs": epochs, "template": template}.items()
                if v is not None},

@@ -1,6 +1,6 @@
 """Training speed: seconds per optimizer step and tokens per second of the default LoRA set-up on this CPU.
 
-    .venv/bin/python bench/train_bench.py [--steps N] [--batch-size B]
+    .venv/bin/python bench/train_bench.py [--steps N] [--batch-size B] [--precision auto|float32|bfloat16]
 
 Needs `skillcall dataset --out data` first. Run it on an idle machine.
 """
@@ -20,7 +20,7 @@ from peft import LoraConfig, get_peft_model
 from finetune.base import load_base
 from finetune.dataset import read_jsonl
 from finetune.prompts import load_template
-from finetune.train import LoraOptions, batch_order, call_loss, collate, encode_row
+from finetune.train import LoraOptions, autocast, batch_order, call_loss, collate, encode_row, pick_precision
 
 
 def main() -> None:
@@ -28,8 +28,10 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--data", default="data/train.jsonl")
+    parser.add_argument("--precision", default="auto", choices=("auto", "float32", "bfloat16"))
     args = parser.parse_args()
-    model, tokenizer = load_base()
+    precision = pick_precision(args.precision)
+    model, tokenizer = load_base(dtype=precision)
     lora = LoraOptions()
     model = get_peft_model(model, LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
                                              target_modules=lora.target_modules, task_type="CAUSAL_LM"))
@@ -42,14 +44,16 @@ def main() -> None:
     for step in range(args.steps + 2):
         batch = collate([rows[i] for i in batches[step % len(batches)]], tokenizer.pad_token_id)
         started = time.perf_counter()
-        call_loss(model, batch).backward()
+        with autocast(model.device.type, precision):
+            loss = call_loss(model, batch)
+        loss.backward()
         optimizer.step()
         optimizer.zero_grad()
         if step >= 2:  # the first steps warm allocators up
             times.append(time.perf_counter() - started)
             tokens.append(int(batch["attention_mask"].sum()))
     print(f"machine: {platform.machine()}, {os.cpu_count()} vCPU, torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads")
+          f"{torch.get_num_threads()} threads, {precision}")
     print(f"rows: {len(rows)}, mean tokens per row {statistics.fmean(len(r.input_ids) for r in rows):.1f}")
     print(f"batch {args.batch_size}: {statistics.median(times):.2f} s per step (median of {len(times)}), "
           f"{sum(tokens) / sum(times):.0f} tokens/s, {1 / statistics.median(times):.2f} steps/s")

@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -57,7 +57,7 @@ class TrainOptions(BaseModel):
     out: Path = Field(ROUTER_DIR, description="Folder the router is written to.")
     template: str = Field(DEFAULT_TEMPLATE, description="Prompt template family (prompts/<name>.toml) or a .toml path.")
     skill_list: SkillList = Field("none", description="Skill list in the prompt: none, names or full.")
-    epochs: float = Field(2.0, gt=0, description="Passes over the training rows (fractions allowed).")
+    epochs: float = Field(2.6, gt=0, description="Passes over the training rows (fractions allowed).")
     max_steps: int | None = Field(None, ge=1, description="Stop after this many optimizer steps (overrides epochs).")
     batch_size: int = Field(8, ge=1, description="Rows per step; each batch is padded to its own longest row.")
     learning_rate: float = Field(1.5e-3, gt=0, description="Peak learning rate (cosine schedule after warm-up).")
@@ -68,6 +68,11 @@ class TrainOptions(BaseModel):
     max_eval_rows: int | None = Field(None, ge=1, description="Validate on only this many rows.")
     seed: int = Field(0, description="Seeds data order, LoRA init, addressing and dropout.")
     threads: int | None = Field(None, ge=1, description="CPU threads for PyTorch; None = all cores.")
+    precision: Literal["auto", "float32", "bfloat16"] = Field(
+        "auto", description="Arithmetic of the frozen base model. bfloat16 runs a CPU step ≈1.3× faster where the "
+        "CPU multiplies bfloat16 in hardware (AMX, AVX512-BF16); the adapter and the optimizer stay float32 either "
+        "way. auto = bfloat16 on a GPU, or on a CPU that multiplies bfloat16 at least 1.5× faster than float32 "
+        "(timed at start), else float32.")  # fmt: skip
     resume: bool = Field(False, description="Continue from out/checkpoint if it is there.")
     four_bit: bool = Field(False, description="QLoRA: load the base in 4 bits (bitsandbytes, CUDA only).")
     export: bool = Field(True, description="Write the llama.cpp adapter GGUF (needs a GGUF base).")
@@ -141,6 +146,35 @@ def call_logits(model: Any, batch: dict[str, Any]) -> tuple[Any, Any, Any]:
         logits = logits[:, first:-1]
     mask = mask[:, first:]
     return logits[mask], labels[:, first:][mask], mask.nonzero()[:, 0]
+
+
+def pick_precision(choice: str) -> str:
+    """``choice``, or for "auto" what suits this machine (see ``TrainOptions.precision``)."""
+    import torch
+
+    if choice != "auto":
+        return choice
+    if torch.cuda.is_available():
+        return "bfloat16"
+
+    def fastest(x: Any, y: Any) -> float:
+        times = []
+        for _ in range(5):
+            started = time.perf_counter()
+            x @ y
+            times.append(time.perf_counter() - started)
+        return min(times)
+
+    a, w = torch.randn(256, 576), torch.randn(576, 1536)  # a training step's shapes for the default base
+    speedup = fastest(a, w) / fastest(a.bfloat16(), w.bfloat16())
+    return "bfloat16" if speedup >= 1.5 else "float32"
+
+
+def autocast(device_type: str, precision: str) -> Any:
+    """The context a forward pass runs in: bfloat16 autocast, or nothing for float32."""
+    import torch
+
+    return torch.autocast(device_type, dtype=torch.bfloat16, enabled=precision == "bfloat16")
 
 
 def call_loss(model: Any, batch: dict[str, Any]) -> Any:
@@ -291,8 +325,8 @@ def train(options: TrainOptions, registry: Registry) -> TrainResult:
 
         quantization = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
                                           bnb_4bit_compute_dtype=torch.bfloat16)  # fmt: skip
-    dtype = "bfloat16" if torch.cuda.is_available() and gguf_base is None else "float32"
-    model, tokenizer = load_base(options.base, dtype=dtype, quantization_config=quantization)
+    precision = pick_precision(options.precision)
+    model, tokenizer = load_base(options.base, dtype=precision, quantization_config=quantization)
     if options.four_bit:
         from peft import prepare_model_for_kbit_training
 
@@ -379,7 +413,8 @@ def train(options: TrainOptions, registry: Registry) -> TrainResult:
             batches_epoch, batches = epoch, batch_order(lengths, global_batch, options.seed * 1000 + epoch)
         batch_rows = [train_set[i] for i in batches[index][accelerator.process_index :: shards]]
         batch = {k: v.to(accelerator.device) for k, v in collate(batch_rows, pad_id).items()}
-        loss = call_loss(model, batch)
+        with autocast(accelerator.device.type, precision):
+            loss = call_loss(model, batch)
         accelerator.backward(loss)
         accelerator.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
@@ -393,7 +428,8 @@ def train(options: TrainOptions, registry: Registry) -> TrainResult:
             bar.update(1)
             bar.set_postfix(loss=f"{running:.3f}")
         if step % eval_every == 0 or step == total_steps:
-            metrics = evaluate_loss(accelerator.unwrap_model(model), eval_set, pad_id)
+            with autocast(accelerator.device.type, precision):
+                metrics = evaluate_loss(accelerator.unwrap_model(model), eval_set, pad_id)
             history[-1].update({"validation_loss": metrics["loss"], "validation_call_accuracy": metrics["call_accuracy"]})
             logger.info("step %d: validation loss %.4f, call accuracy %.3f", step, metrics["loss"],
                         metrics["call_accuracy"])  # fmt: skip
@@ -443,7 +479,7 @@ def train(options: TrainOptions, registry: Registry) -> TrainResult:
         "training": {"steps": step, "epochs": round(step * global_batch / len(train_rows), 3), "processes": shards,
                      "batch_size": options.batch_size, "learning_rate": options.learning_rate,
                      "seconds": round(seconds, 1), "seconds_per_step": round(seconds / max(step, 1), 3),
-                     "threads": torch.get_num_threads(), "seed": options.seed},  # fmt: skip
+                     "threads": torch.get_num_threads(), "precision": precision, "seed": options.seed},  # fmt: skip
         "metrics": {"best_step": best["step"], "validation_loss": round(best["loss"], 5),
                     "validation_call_accuracy": round(best["call_accuracy"], 4)},  # fmt: skip
         "files": {"adapter": ADAPTER_DIR, "gguf": ADAPTER_GGUF if options.export and gguf_base else None},

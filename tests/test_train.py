@@ -20,12 +20,15 @@ from finetune.train import (
     TrainError,
     TrainOptions,
     address,
+    autocast,
     batch_order,
+    call_logits,
     call_loss,
     collate,
     encode_row,
     evaluate_loss,
     hesitate,
+    pick_precision,
     train,
 )
 
@@ -97,6 +100,32 @@ def test_call_loss_is_the_models_loss_with_the_prompt_logits_skipped(base_model)
     batch = collate(rows, tokenizer.pad_token_id)
     with torch.no_grad():
         assert torch.allclose(call_loss(model, batch), model(**batch).loss, atol=1e-4)
+
+
+def test_bfloat16_training_computes_the_float32_loss_and_keeps_the_adapter_in_float32(base_model):
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    model, tokenizer = base_model
+    template = load_template()
+    rows = [encode_row(tokenizer, template, "", text, call) for text, call in
+            [("set a timer for 5 minutes", 'timer(duration="5 minutes")'), ("hi there", "other()"),
+             ("what's the weather like in new york", 'weather(location="new york")')]]  # fmt: skip
+    batch = collate(rows, tokenizer.pad_token_id)
+    half, _ = load_base(dtype="bfloat16")
+    assert half.config._attn_implementation == "eager"  # sdpa's bfloat16 backward is ≈10× slower on a CPU
+    with torch.no_grad(), autocast("cpu", "bfloat16"):
+        low, _, _ = call_logits(half, batch)
+    with torch.no_grad():
+        full, _, _ = call_logits(model, batch)
+    top2 = full.topk(2, dim=-1).values
+    clear = top2[:, 0] - top2[:, 1] > 0.5  # bfloat16 moves logits by ≈0.2 (at most ≈1.1 here): near-ties may flip
+    assert clear.sum() >= 10 and bool((low.argmax(-1) == full.argmax(-1))[clear].all())
+    with torch.no_grad(), autocast("cpu", "bfloat16"):
+        assert call_loss(half, batch).item() == pytest.approx(call_loss(model, batch).item(), rel=0.02)
+    lora = get_peft_model(half, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj"], task_type="CAUSAL_LM"))
+    assert {p.dtype for p in lora.parameters() if p.requires_grad} == {torch.float32}  # AdamW's updates stay exact
+    assert pick_precision("float32") == "float32" and pick_precision("auto") in ("float32", "bfloat16")
 
 
 def test_validation_counts_a_row_right_only_when_every_call_token_is_the_models_argmax(base_model):
@@ -227,6 +256,7 @@ def test_a_short_run_writes_the_whole_router(trained, registry_module):
     assert card["span_starts"] and all(key.split(".")[0] in card["skills"] for key in card["span_starts"])
     assert sum(card["skill_words"]["rows"].values()) == 20
     assert card["addressing"] == {"wake": "Otto", "share": 0.2, "filler_share": 0.15}
+    assert card["training"]["precision"] == pick_precision("auto")
     assert len(card["examples_fingerprint"]) == 64
     assert card["training"]["steps"] == 3 and card["dataset"]["train_rows"] == 20
     assert 0 <= card["metrics"]["validation_call_accuracy"] <= 1
