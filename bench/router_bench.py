@@ -1,10 +1,12 @@
-"""Router benchmark: accuracy and latency of the shipped router (and the untuned base) on the test split.
+"""Router benchmark: accuracy and latency of the configured router (the shipped one by default) and the untuned base.
 
     .venv/bin/python bench/router_bench.py [--rows N] [--threads T] [--data FILE.jsonl] [--first-guess]
 
-Prints load time, exact/skill accuracy, and per-utterance routing latency p50/p95 with the prompt prefix kept
-(warm, how the daemon runs) and with the KV cache cleared before each utterance (cold). Run it on an idle
-machine: two jobs at once on this 2-vCPU box halve the figures.
+The router is the one the config names (the config file and ``SKILLCALL_*`` variables, e.g.
+``SKILLCALL_ROUTER__ROUTER_DIR=runs/x`` measures another trained router), run by llama.cpp. Prints load time,
+exact/skill accuracy, and per-utterance routing latency p50/p95 with the prompt prefix kept (warm, how the daemon
+runs) and with the KV cache cleared before each utterance (cold). Run it on an idle machine: two jobs at once on
+this 2-vCPU box halve the figures.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import platform
 import statistics
 import time
 
+from assistant.config import load_config
 from assistant.routers import RouterOptions, load_router, read_card
 from finetune.dataset import DatasetOptions, read_jsonl, split_rows
 from finetune.evaluate import evaluate, percentile
@@ -42,15 +45,16 @@ def main() -> None:
     print(f"machine: {platform.machine()}, {os.cpu_count()} vCPU, {platform.processor() or platform.platform()}")
     print(f"rows: {len(rows)}")
     if args.first_guess:
-        compare_first_guess(rows, registry, args.threads)
+        compare_first_guess(rows, registry, configured_router(args.threads))
         return
-    tuned = {"threads": args.threads, "merge": not args.no_merge}
+    configured = configured_router(args.threads)
+    tuned = {"merge": not args.no_merge}
     if args.draft_tokens is not None:
         tuned["draft_tokens"] = args.draft_tokens
-    variants = {"tuned": RouterOptions(**tuned)}
+    variants = {"tuned": configured.model_copy(update=tuned)}
     if not args.no_base:  # the same prompt as the tuned router
-        card = read_card(RouterOptions().router_dir)
-        variants["untuned base"] = RouterOptions(threads=args.threads, router_dir=None, template=card.get("template"))
+        card = read_card(configured.router_dir)
+        variants["untuned base"] = configured.model_copy(update={"router_dir": None, "template": card.get("template")})
     for name, options in variants.items():
         started = time.perf_counter()
         router = load_router(options, registry)
@@ -83,11 +87,16 @@ def main() -> None:
             print(f"  miss: {miss.text!r}: expected {miss.expected}, got {miss.got}")
 
 
-def compare_first_guess(rows: list[dict], registry, threads: int | None, repeats: int = 2) -> None:
-    """p50 and evaluations a call of the shipped router with and without the whole-call guess made before the
-    model reads the utterance; each row is routed by both, one after the other."""
-    routers = {"with first guess": load_router(RouterOptions(threads=threads), registry),
-               "without": load_router(RouterOptions(threads=threads), registry)}  # fmt: skip
+def configured_router(threads: int | None) -> RouterOptions:
+    """The config's router options, run by llama.cpp (with ``threads`` when given)."""
+    options = load_config().router.model_copy(update={"kind": "llama.cpp"})
+    return options.model_copy(update={"threads": threads}) if threads else options
+
+
+def compare_first_guess(rows: list[dict], registry, options: RouterOptions, repeats: int = 2) -> None:
+    """p50 and evaluations a call of the router with and without the whole-call guess made before the model
+    reads the utterance; each row is routed by both, one after the other."""
+    routers = {"with first guess": load_router(options, registry), "without": load_router(options, registry)}
     routers["without"].card = {k: v for k, v in routers["without"].card.items() if k != "skill_words"}
     seconds: dict[str, list[float]] = {name: [] for name in routers}
     evaluations: dict[str, list[int]] = {name: [] for name in routers}

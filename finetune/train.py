@@ -141,7 +141,8 @@ def call_logits(model: Any, batch: dict[str, Any]) -> tuple[Any, Any, Any]:
     mask = labels != -100
     first = int(mask.any(dim=0).int().argmax())  # the earliest position that predicts a label
     keep = torch.arange(first, labels.size(1), device=labels.device)
-    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], logits_to_keep=keep).logits
+    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], logits_to_keep=keep,
+                   use_cache=False).logits  # training reads no KV cache: none is built
     if logits.size(1) != len(keep):  # a model without logits_to_keep returns every position
         logits = logits[:, first:-1]
     mask = mask[:, first:]
