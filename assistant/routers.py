@@ -163,14 +163,15 @@ class LlamaCppRouter(Router):
             adapter = Path(self.options.router_dir) / self.card.get("files", {}).get("gguf", ADAPTER_GGUF)
             if not adapter.is_file():
                 raise ModelError(f"router adapter {adapter} is missing; rebuild it with `skillcall train`")
-            check_adapter_gguf(adapter, base)
         model = base
         if adapter is not None and self.options.merge and base.stat().st_size < MERGE_MAX_BYTES:
             try:
-                model, adapter = merged_router(base, adapter), None
+                model, adapter = merged_router(base, adapter), None  # checks the adapter before it merges it
             except OSError as exc:
                 raise ModelError(f"cannot write the merged router to the cache ({exc}); free some space, or set "
                                  "router.merge = false to apply the adapter at run time") from None  # fmt: skip
+        elif adapter is not None:
+            check_adapter_gguf(adapter, base)
         threads = self.options.threads or os.cpu_count() or 1
         try:
             self.llm = llama_cpp.Llama(

@@ -143,8 +143,9 @@ def test_corrupt_or_missing_router_files_name_the_file_and_the_fix(tmp_path):
     copy = tmp_path / "router"
     shutil.copytree(ROUTER_DIR, copy, ignore=shutil.ignore_patterns("checkpoint", "adapter"))
     (copy / "router.gguf").write_bytes(b"GGUF garbage")
-    with pytest.raises(ModelError, match=r"router.gguf.*skillcall train"):
-        load_router(RouterOptions(router_dir=copy), registry)
+    for merge in (True, False):  # checked before it is merged, or before llama.cpp applies it live
+        with pytest.raises(ModelError, match=r"router.gguf.*skillcall train"):
+            load_router(RouterOptions(router_dir=copy, merge=merge), registry)
     (copy / "router.gguf").unlink()
     with pytest.raises(ModelError, match=r"router.gguf is missing; rebuild it with `skillcall train`"):
         load_router(RouterOptions(router_dir=copy), registry)
