@@ -319,6 +319,9 @@ def eval_command(
                        ("argument accuracy", "argument_accuracy"), ("latency p50 (ms)", "latency_p50_ms"),
                        ("latency p95 (ms)", "latency_p95_ms")):  # fmt: skip
         typer.echo(f"{label:24}" + "".join(f"{reports[n].summary()[key]:>28}" for n in names))
+        if key == "exact_accuracy":  # how far these rows may sit from more rows like them
+            cells = ("{:.3f}–{:.3f}".format(*reports[n].exact_interval) for n in names)
+            typer.echo(f"{'  95 % interval':24}" + "".join(f"{cell:>28}" for cell in cells))
     typer.echo("\nper skill (rows, exact, right skill):")
     first = reports[names[0]]
     for skill in sorted(first.per_skill):

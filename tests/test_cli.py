@@ -164,6 +164,7 @@ def test_eval_on_a_small_file(tmp_path):
     result = runner.invoke(app, ["eval", "--data", str(rows), "--no-base", "--out", str(tmp_path / "eval")])
     assert result.exit_code == 0, result.stderr
     assert "exact-call accuracy" in result.stdout and "1.0" in result.stdout
+    assert "95 % interval" in result.stdout and "0.342–1.000" in result.stdout  # 2 of 2 rows right
     assert list((tmp_path / "eval").glob("confusion-*.png"))
 
 

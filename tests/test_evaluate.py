@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from finetune.evaluate import evaluate, plot_confusion
+from finetune.evaluate import evaluate, plot_confusion, wilson_interval
 from skills import CallError, SkillCall
 
 ROWS = [
@@ -41,6 +41,7 @@ def test_report_counts_exact_skill_and_argument_accuracy(registry, tmp_path):
     summary = report.summary()
     assert summary["per_skill"]["weather"] == {"rows": 2, "exact": 1, "skill": 2}
     assert summary["latency_p50_ms"] >= 0
+    assert summary["exact_accuracy_95"] == [round(bound, 4) for bound in wilson_interval(2, 4)]
     png = plot_confusion(report, tmp_path / "c.png")
     assert png.read_bytes()[:4] == b"\x89PNG"
 
@@ -48,3 +49,13 @@ def test_report_counts_exact_skill_and_argument_accuracy(registry, tmp_path):
 def test_an_invalid_expected_call_is_named(registry):
     with pytest.raises(CallError, match="evaluation row 'x' has an invalid call"):
         evaluate(TableRouter({}), [{"text": "x", "call": "wether()"}], registry)
+
+
+def test_the_accuracy_interval_is_wilsons():
+    assert wilson_interval(0, 10) == (0.0, pytest.approx(0.2775, abs=1e-4))  # published values
+    assert wilson_interval(10, 10) == (pytest.approx(0.7225, abs=1e-4), 1.0)
+    low, high = wilson_interval(368, 384)
+    assert (round(low, 3), round(high, 3)) == (0.933, 0.974) and low < 368 / 384 < high
+    wide, narrow = wilson_interval(48, 50), wilson_interval(960, 1000)
+    assert narrow[1] - narrow[0] < wide[1] - wide[0]  # more rows, a tighter interval
+    assert wilson_interval(0, 0) == (0.0, 0.0)
