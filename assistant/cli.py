@@ -179,12 +179,12 @@ def generate_command(
 def _router(config, registry, kind: str | None = None, **updates):
     """The configured router (loaded once per command), warning when the examples changed since training.
     ``kind`` overrides the configured kind when given; ``updates`` replace options as they are (None included)."""
-    from finetune.examples import load_examples
+    from finetune.examples import read_examples
 
     from .routers import load_router
 
     options = config.router.model_copy(update={**updates, **({"kind": kind} if kind else {})})
-    fingerprint = load_examples(config.example_dirs(), registry).fingerprint() if options.kind != "openai" else None
+    fingerprint = read_examples(config.example_dirs(), registry).fingerprint() if options.kind != "openai" else None
     return load_router(options, registry, fingerprint)
 
 

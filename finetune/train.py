@@ -480,7 +480,8 @@ def train(options: TrainOptions, registry: Registry) -> TrainResult:
         "training": {"steps": step, "epochs": round(step * global_batch / len(train_rows), 3), "processes": shards,
                      "batch_size": options.batch_size, "learning_rate": options.learning_rate,
                      "seconds": round(seconds, 1), "seconds_per_step": round(seconds / max(step, 1), 3),
-                     "threads": torch.get_num_threads(), "precision": precision, "seed": options.seed},  # fmt: skip
+                     "threads": torch.get_num_threads(), "device": device_name(accelerator.device),
+                     "precision": precision, "seed": options.seed},  # fmt: skip
         "metrics": {"best_step": best["step"], "validation_loss": round(best["loss"], 5),
                     "validation_call_accuracy": round(best["call_accuracy"], 4)},  # fmt: skip
         "files": {"adapter": ADAPTER_DIR, "gguf": ADAPTER_GGUF if options.export and gguf_base else None},
@@ -489,6 +490,13 @@ def train(options: TrainOptions, registry: Registry) -> TrainResult:
     (out / ROUTER_CARD).write_text(json.dumps(card, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     plot_history(history, out / LOSS_PNG)
     return TrainResult(out, card, history)
+
+
+def device_name(device: Any) -> str:
+    """What the card records as the training device: "cpu", or the GPU's name ("cuda: NVIDIA H100 80GB HBM3")."""
+    import torch
+
+    return f"{device.type}: {torch.cuda.get_device_name(device)}" if device.type == "cuda" else device.type
 
 
 def plot_history(history: list[dict[str, float]], path: Path) -> None:

@@ -13,6 +13,7 @@ from finetune.examples import (
     ExampleFile,
     load_examples,
     read_example_file,
+    read_examples,
     write_example_file,
 )
 from skills.places import resolve
@@ -41,6 +42,17 @@ def test_shipped_files_pass_and_meet_the_counts(registry):
     assert set(counts) == set(registry.names)
     assert all(count >= 100 for count in counts.values())
     assert counts["other"] >= 300
+
+
+def test_reading_without_checks_gives_the_checked_fingerprint(registry, tmp_path):
+    """`skillcall route` fingerprints unchecked files; a router's card holds the checked set's fingerprint."""
+    assert read_examples([EXAMPLES_DIR], registry).fingerprint() == load_examples([EXAMPLES_DIR], registry).fingerprint()
+    (tmp_path / "weather_examples.txt").write_text(GOOD.replace("Berlin", "Bern"))
+    (tmp_path / "greet_examples.txt").write_text(GOOD.replace("weather", "greet"))  # no such skill: skipped by both
+    (tmp_path / "bad_examples.txt").write_text("no header at all\n")
+    checked, read = load_examples([tmp_path], registry), read_examples([tmp_path], registry)
+    assert read.fingerprint() == checked.fingerprint() != load_examples([EXAMPLES_DIR], registry).fingerprint()
+    assert {p.kind for p in checked.problems} > {p.kind for p in read.problems}  # only the checks find "missing"
 
 
 def test_shipped_files_round_trip_byte_for_byte():

@@ -257,6 +257,7 @@ def test_a_short_run_writes_the_whole_router(trained, registry_module):
     assert sum(card["skill_words"]["rows"].values()) == 20
     assert card["addressing"] == {"wake": "Otto", "share": 0.2, "filler_share": 0.15}
     assert card["training"]["precision"] == "bfloat16"  # as asked: the card records what the run trained in
+    assert card["training"]["device"] == "cpu" or card["training"]["device"].startswith("cuda: ")
     assert len(card["examples_fingerprint"]) == 64
     assert card["training"]["steps"] == 3 and card["dataset"]["train_rows"] == 20
     assert 0 <= card["metrics"]["validation_call_accuracy"] <= 1
