@@ -156,6 +156,14 @@ def test_corrupt_or_missing_router_files_name_the_file_and_the_fix(tmp_path):
         load_router(RouterOptions(router_dir=tmp_path / "nowhere"), registry)
 
 
+def test_the_shipped_router_was_trained_on_the_shipped_examples():
+    """Edit an example file and this fails until the router is retrained (`skillcall route` would warn users)."""
+    from finetune.examples import EXAMPLES_DIR, read_examples
+
+    card = json.loads((ROUTER_DIR / "router.json").read_text())
+    assert card["examples_fingerprint"] == read_examples([EXAMPLES_DIR], load_registry()).fingerprint()
+
+
 def test_changed_examples_and_new_skills_are_warned(tmp_path, caplog, settings):
     from skills import SkillContext
 
