@@ -47,11 +47,12 @@ class RouterOptions(BaseModel):
     )
     template: str | None = Field(None, description="Prompt template; None = the one the router was trained with.")
     skill_list: SkillList | None = Field(None, description="Skill list in the prompt; None = as trained.")
-    constrain: bool = Field(True, description="Constrained decoding (llama.cpp): only valid calls can come out.")
+    constrain: bool = Field(True, description="Constrained decoding (llama.cpp, transformers): only valid calls "
+                            "can come out.")
     merge: bool = Field(True, description="llama.cpp, bases under 1 GB: serve base and adapter merged into one Q8_0 "
                         "GGUF, built once into the user cache (the bundled base: about 10 s, 145 MB); a third faster "
                         "than applying the adapter live.")
-    spans: bool = Field(True, description="Text arguments must be spans of the utterance (llama.cpp).")
+    spans: bool = Field(True, description="Text arguments must be spans of the utterance (llama.cpp, transformers).")
     max_tokens: int = Field(48, ge=4, description="Token bound on one call.")
     draft_tokens: int = Field(12, ge=0, le=64, description="llama.cpp: tokens guessed ahead (the rest of a span) "
                               "and verified in one batch; 0 = one evaluation per generated token.")
@@ -416,7 +417,8 @@ def _utf8_prefix(data: bytes) -> str | None:
 
 @dataclass
 class TransformersRouter(Router):
-    """Base + PEFT adapter in PyTorch (a GPU user's fine-tuned 7B); greedy, parsed and validated."""
+    """Base + PEFT adapter in PyTorch (a GPU user's fine-tuned 7B); greedy under the llama.cpp router's call
+    grammar (``constrain``, ``spans``), parsed and validated."""
 
     name: str = "transformers"
 
@@ -446,6 +448,8 @@ class TransformersRouter(Router):
         encoded = encode_row(self.tokenizer, self.template, self._skills_text(), text, "")
         prompt = encoded.input_ids[: len(encoded.input_ids) - sum(1 for x in encoded.labels if x != -100)]
         ids = self._torch.tensor([prompt], device=self.model.device)
+        if self.options.constrain:
+            return self._constrained(text, started, ids)
         with self._torch.no_grad():
             output = self.model.generate(input_ids=ids, attention_mask=self._torch.ones_like(ids), do_sample=False,
                                          max_new_tokens=self.options.max_tokens,
@@ -455,6 +459,45 @@ class TransformersRouter(Router):
         for stop in self.template.stop:
             raw = raw.split(stop)[0]
         return self._finish(text, raw, started, prompt_tokens=len(prompt), generated_tokens=len(new))
+
+    def _constrained(self, text: str, started: float, ids: Any) -> RouteResult:
+        """Greedy decoding that takes, at each step, the likeliest token the call's grammar still accepts (the
+        llama.cpp router's constraint: loaded skills, real arguments, spans of the utterance), until the call
+        is complete."""
+        acceptor = CallAcceptor(self.registry, text, spans=self.options.spans)
+        prompt_tokens, new, raw, past, reason = ids.shape[1], [], "", None, None
+        with self._torch.no_grad():
+            while acceptor.state(raw)[0] != COMPLETE:
+                if len(new) == self.options.max_tokens:
+                    reason = f"no complete call within {self.options.max_tokens} tokens: {raw!r}"
+                    break
+                output = self.model(input_ids=ids, past_key_values=past, use_cache=True)
+                past, logits = output.past_key_values, output.logits[0, -1]
+                token = self._likeliest_valid(acceptor, logits, new)
+                if token is None:
+                    reason = f"no token continues {raw!r} into a valid call"
+                    break
+                new.append(token)
+                raw = self.tokenizer.decode(new, skip_special_tokens=False)
+                ids = self._torch.tensor([[token]], device=self.model.device)
+        return self._finish(text, raw, started, prompt_tokens=prompt_tokens, generated_tokens=len(new),
+                            reason=reason)  # fmt: skip
+
+    def _likeliest_valid(self, acceptor: CallAcceptor, logits: Any, new: list[int]) -> int | None:
+        """The likeliest next token after ``new`` that keeps the text a valid call's prefix: the top 64 first,
+        the whole vocabulary only when none of them does."""
+        # byte-level tokens split characters; a text ending in one (U+FFFD when decoded) may go on if a character
+        # of the utterance starting with such a byte could follow there
+        firsts = {c.encode()[:1] for c in acceptor.utterance if not c.isascii()}
+        for ranked in (lambda: logits.topk(64).indices.tolist(), lambda: logits.argsort(descending=True)[64:].tolist()):
+            for token in ranked():
+                candidate = self.tokenizer.decode(new + [token], skip_special_tokens=False)
+                if not candidate.endswith("\ufffd"):
+                    if acceptor.accepts(candidate):
+                        return token
+                elif any(acceptor.continues(candidate[:-1], first) for first in firsts):
+                    return token
+        return None
 
 
 @dataclass

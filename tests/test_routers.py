@@ -217,3 +217,10 @@ def test_transformers_router_with_the_shipped_adapter(registry):
     router = load_router(RouterOptions(kind="transformers", max_tokens=24), registry)
     assert str(router.route("What's the weather like in Lisbon today?")) == 'weather(location="Lisbon")'
     assert router.route("").name == "other"
+    # the call grammar keeps arguments to spans (unconstrained, this router wrote location="Brisco, Australia")
+    text = "I'm, uh, watching the cricket live from Brisbane, Australia, what's the time there?"
+    assert str(router.route(text)) == 'timecheck(location="Brisbane, Australia")'
+    assert str(router.route("weather in 東京 please")) == 'weather(location="東京")'  # characters split across tokens
+    router.options.max_tokens = 4
+    result = router.route_result(text)
+    assert result.call == SkillCall("other") and "no complete call within 4 tokens" in result.reason
