@@ -465,38 +465,40 @@ class TransformersRouter(Router):
         llama.cpp router's constraint: loaded skills, real arguments, spans of the utterance), until the call
         is complete."""
         acceptor = CallAcceptor(self.registry, text, spans=self.options.spans)
-        prompt_tokens, new, raw, past, reason = ids.shape[1], [], "", None, None
+        # byte-level tokens split characters: a text ending in part of one (U+FFFD when decoded) may go on where a
+        # character of the utterance starting with such a byte could follow
+        firsts = {c.encode()[:1] for c in text if not c.isascii()}
+        prompt_tokens, new, raw, status, past, reason = ids.shape[1], [], "", PARTIAL, None, None
         with self._torch.no_grad():
-            while acceptor.state(raw)[0] != COMPLETE:
+            while status != COMPLETE:
                 if len(new) == self.options.max_tokens:
                     reason = f"no complete call within {self.options.max_tokens} tokens: {raw!r}"
                     break
                 output = self.model(input_ids=ids, past_key_values=past, use_cache=True)
                 past, logits = output.past_key_values, output.logits[0, -1]
-                token = self._likeliest_valid(acceptor, logits, new)
-                if token is None:
+                chosen = self._likeliest_valid(acceptor, firsts, logits, new)
+                if chosen is None:
                     reason = f"no token continues {raw!r} into a valid call"
                     break
+                token, raw, status = chosen
                 new.append(token)
-                raw = self.tokenizer.decode(new, skip_special_tokens=False)
                 ids = self._torch.tensor([[token]], device=self.model.device)
         return self._finish(text, raw, started, prompt_tokens=prompt_tokens, generated_tokens=len(new),
                             reason=reason)  # fmt: skip
 
-    def _likeliest_valid(self, acceptor: CallAcceptor, logits: Any, new: list[int]) -> int | None:
-        """The likeliest next token after ``new`` that keeps the text a valid call's prefix: the top 64 first,
-        the whole vocabulary only when none of them does."""
-        # byte-level tokens split characters; a text ending in one (U+FFFD when decoded) may go on if a character
-        # of the utterance starting with such a byte could follow there
-        firsts = {c.encode()[:1] for c in acceptor.utterance if not c.isascii()}
+    def _likeliest_valid(self, acceptor: CallAcceptor, firsts: set[bytes], logits: Any,
+                         new: list[int]) -> tuple[int, str, str] | None:  # fmt: skip
+        """The likeliest next token after ``new`` that keeps the text a valid call's prefix, with the text and its
+        grammar status: the top 64 first, the whole vocabulary only when none of them does."""
         for ranked in (lambda: logits.topk(64).indices.tolist(), lambda: logits.argsort(descending=True)[64:].tolist()):
             for token in ranked():
                 candidate = self.tokenizer.decode(new + [token], skip_special_tokens=False)
                 if not candidate.endswith("\ufffd"):
-                    if acceptor.accepts(candidate):
-                        return token
+                    status = acceptor.state(candidate)[0]
+                    if status != NO:
+                        return token, candidate, status
                 elif any(acceptor.continues(candidate[:-1], first) for first in firsts):
-                    return token
+                    return token, candidate, PARTIAL
         return None
 
 
