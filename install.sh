@@ -26,7 +26,8 @@ python3 -m venv .venv
 # not enable it (this project's CI among them) a native build dies with "Illegal instruction". AVX2/FMA/F16C
 # cover every x86-64 CPU of the last decade; AVX-512 (with VNNI, VBMI, BF16) is added where the kernel lists it
 # in /proc/cpuinfo: the router then runs 15-20 % faster (the check after the install falls back to AVX2 should
-# that build not run). AMX stays off. Set CMAKE_ARGS yourself to override.
+# that build not run). AMX stays off: a build with it dies on this project's machines too. Set CMAKE_ARGS
+# yourself to override.
 if [ -z "${CMAKE_ARGS:-}" ]; then
     CMAKE_ARGS="-DLLAVA_BUILD=OFF -DGGML_CCACHE=OFF"
     if [ "$(uname -m)" = "x86_64" ]; then
