@@ -250,14 +250,18 @@ def train_command(
     data: Annotated[Path, typer.Option(help="Folder with the splits from `skillcall dataset`.")] = Path("data"),
     out: Annotated[Path | None, typer.Option(help="Router folder to write (default: the shipped router/).")] = None,
     base: Annotated[str | None, typer.Option(help="Base model: .gguf path or HF model (default: bundled).")] = None,
-    epochs: Annotated[float | None, typer.Option(help="Passes over the training rows [default: 2.6].")] = None,
+    epochs: Annotated[float | None, typer.Option(help="Passes over the training rows (default 2.6; 1 with "
+                                                 "--init).")] = None,
     max_steps: Annotated[int | None, typer.Option(help="Stop after this many steps.")] = None,
     batch_size: Annotated[int, typer.Option(help="Rows per step.")] = 8,
-    learning_rate: Annotated[float, typer.Option("--lr", help="Peak learning rate.")] = 1.5e-3,
+    learning_rate: Annotated[float | None, typer.Option("--lr", help="Peak learning rate (default 1.5e-3; "
+                                                        "3e-4 with --init).")] = None,
     rank: Annotated[int, typer.Option("--rank", help="LoRA rank.")] = 16,
-    template: Annotated[str | None, typer.Option(help="Prompt template family [default: compact].")] = None,
+    template: Annotated[str | None, typer.Option(help="Prompt template family (default compact).")] = None,
     seed: Annotated[int, typer.Option(help="Seed for data order, LoRA init, addressing.")] = 0,
     resume: Annotated[bool, typer.Option(help="Continue from OUT/checkpoint.")] = False,
+    init: Annotated[Path | None, typer.Option(help="Start from this router's adapter (e.g. router/) instead of "
+                                              "fresh weights: a quicker retrain after adding a skill.")] = None,
     four_bit: Annotated[bool, typer.Option("--4bit", help="QLoRA via bitsandbytes (CUDA only).")] = False,
     max_train_rows: Annotated[int | None, typer.Option(help="Train on a subset (quick runs).")] = None,
     precision: Annotated[Literal["auto", "float32", "bfloat16"],
@@ -269,11 +273,11 @@ def train_command(
     try:
         config = _config()
         options = TrainOptions(
-            data=data, max_steps=max_steps, batch_size=batch_size, learning_rate=learning_rate, seed=seed,
-            resume=resume, four_bit=four_bit, max_train_rows=max_train_rows, precision=precision, progress=True,
+            data=data, max_steps=max_steps, batch_size=batch_size, seed=seed, resume=resume, init=init,
+            four_bit=four_bit, max_train_rows=max_train_rows, precision=precision, progress=True,
             lora=LoraOptions(r=rank, alpha=2 * rank), wake=_wake_name(config),
-            **{k: v for k, v in {"out": out, "base": base, "epochs": epochs, "template": template}.items()
-               if v is not None},
+            **{k: v for k, v in {"out": out, "base": base, "epochs": epochs, "template": template,
+                                 "learning_rate": learning_rate}.items() if v is not None},
         )  # fmt: skip
         result = train(options, _registry(config))
     except SkillcallError as exc:

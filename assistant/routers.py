@@ -554,11 +554,12 @@ def load_router(options: RouterOptions, registry: Registry, examples_fingerprint
     With ``examples_fingerprint``, warns when the example files changed since the router was trained.
     """
     card = read_card(options.router_dir) if options.kind != "openai" else {}
+    out = "" if options.router_dir == ROUTER_DIR else f" --out {options.router_dir}"  # train writes router/ by default
+    retrain = f"`skillcall dataset && skillcall train --init {options.router_dir}{out}` (one epoch from this router)"
     if card and examples_fingerprint and card.get("examples_fingerprint") not in (None, examples_fingerprint):
-        logger.warning("the example files changed since this router was trained; retrain it with "
-                       "`skillcall dataset && skillcall train`")  # fmt: skip
+        logger.warning("the example files changed since this router was trained; retrain it with %s", retrain)
     missing = sorted(set(registry.names) - set(card.get("skills", registry.names)))
     if missing:
-        logger.warning("skills %s were added after the router was trained; it has not learnt them: retrain with "
-                       "`skillcall dataset && skillcall train`", ", ".join(missing))  # fmt: skip
+        logger.warning("skills %s were added after the router was trained; it has not learnt them: retrain with %s",
+                       ", ".join(missing), retrain)  # fmt: skip
     return ROUTERS[options.kind](registry, options, card)

@@ -18,7 +18,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from skills import Registry, SkillcallError
 
@@ -57,10 +57,12 @@ class TrainOptions(BaseModel):
     out: Path = Field(ROUTER_DIR, description="Folder the router is written to.")
     template: str = Field(DEFAULT_TEMPLATE, description="Prompt template family (prompts/<name>.toml) or a .toml path.")
     skill_list: SkillList = Field("none", description="Skill list in the prompt: none, names or full.")
-    epochs: float = Field(2.6, gt=0, description="Passes over the training rows (fractions allowed).")
+    epochs: float = Field(2.6, gt=0, description="Passes over the training rows (fractions allowed); 1 unless "
+                          "given when starting from another router (``init``).")
     max_steps: int | None = Field(None, ge=1, description="Stop after this many optimizer steps (overrides epochs).")
     batch_size: int = Field(8, ge=1, description="Rows per step; each batch is padded to its own longest row.")
-    learning_rate: float = Field(1.5e-3, gt=0, description="Peak learning rate (cosine schedule after warm-up).")
+    learning_rate: float = Field(1.5e-3, gt=0, description="Peak learning rate (cosine schedule after warm-up); "
+                                 "3e-4 unless given when starting from another router (``init``).")
     warmup_ratio: float = Field(0.05, ge=0, lt=1, description="Share of the steps spent warming up.")
     weight_decay: float = Field(0.0, ge=0)
     eval_every: int | None = Field(None, ge=1, description="Steps between validations; None = four per run.")
@@ -74,6 +76,10 @@ class TrainOptions(BaseModel):
         "way. auto = bfloat16 on a GPU, or on a CPU that multiplies bfloat16 at least 1.5× faster than float32 "
         "(timed at start), else float32.")  # fmt: skip
     resume: bool = Field(False, description="Continue from out/checkpoint if it is there.")
+    init: Path | None = Field(None, description="Start from this router's adapter (a folder `skillcall train` wrote, "
+                              "e.g. the shipped router/) instead of fresh LoRA weights: after adding a skill or "
+                              "examples, a retrain keeps what that router learnt and needs fewer epochs. Its base, "
+                              "template and LoRA rank must be this run's.")  # fmt: skip
     four_bit: bool = Field(False, description="QLoRA: load the base in 4 bits (bitsandbytes, CUDA only).")
     export: bool = Field(True, description="Write the llama.cpp adapter GGUF (needs a GGUF base).")
     progress: bool = Field(False, description="Show a progress bar.")
@@ -84,6 +90,17 @@ class TrainOptions(BaseModel):
     filler_share: float = Field(0.15, ge=0, le=1, description="Share of training rows given a filler in front per "
                                 "epoch (\"Um, …\", \"So uh …\"): the same call, so hesitation does not read as other().")
     lora: LoraOptions = Field(default_factory=LoraOptions)
+
+    @model_validator(mode="after")
+    def _from_a_router(self) -> TrainOptions:
+        """Starting from a trained router, one gentle epoch: fresh weights' 2.6 epochs at 1.5e-3 would cost the
+        time ``init`` saves and move the router as far as training from scratch does."""
+        if self.init is not None:
+            if "epochs" not in self.model_fields_set:
+                self.epochs = 1.0
+            if "learning_rate" not in self.model_fields_set:
+                self.learning_rate = 3e-4
+        return self
 
 
 @dataclass
@@ -289,6 +306,26 @@ def _subset(rows: list[dict], limit: int | None, seed: int) -> list[dict]:
     return picked
 
 
+def _init_weights(options: TrainOptions) -> dict[str, Any]:
+    """The adapter weights of the router ``options.init`` names, checked against this run's base, template and LoRA."""
+    from peft.utils import load_peft_weights
+
+    card_path, adapter = options.init / ROUTER_CARD, options.init / ADAPTER_DIR
+    if not card_path.is_file() or not adapter.is_dir():
+        raise TrainError(f"--init {options.init}: not a router folder (it needs {ROUTER_CARD} and {ADAPTER_DIR}/); name "
+                         "one `skillcall train` wrote, such as the shipped router/")  # fmt: skip
+    card = json.loads(card_path.read_text(encoding="utf-8"))
+    lora = {key: options.lora.model_dump()[key] for key in ("r", "alpha", "target_modules")}
+    theirs = {"base": card.get("base"), "template": card.get("template"),
+              "lora": {key: card.get("lora", {}).get(key) for key in lora}}  # fmt: skip
+    ours = {"base": options.base, "template": options.template, "lora": lora}
+    changed = [key for key in ours if theirs[key] != ours[key]]
+    if changed:
+        raise TrainError(f"--init {options.init} was trained with another {', '.join(changed)} "
+                         f"({', '.join(f'{k}={theirs[k]}' for k in changed)}); train without --init")  # fmt: skip
+    return load_peft_weights(str(adapter), device="cpu")
+
+
 def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -310,6 +347,7 @@ def train(options: TrainOptions, registry: Registry) -> TrainResult:
                              f"{options.data}` first")  # fmt: skip
     if options.four_bit and not torch.cuda.is_available():
         raise TrainError("--4bit (QLoRA) needs a CUDA GPU and bitsandbytes; train in full precision on a CPU")
+    init_weights = _init_weights(options) if options.init else None
     gguf_base = resolve_gguf(options.base)
     if options.export and gguf_base is None:
         logger.warning("the base is not a GGUF: the llama.cpp export is skipped; serve with the transformers router")
@@ -335,6 +373,8 @@ def train(options: TrainOptions, registry: Registry) -> TrainResult:
     lora = LoraConfig(r=options.lora.r, lora_alpha=options.lora.alpha, lora_dropout=options.lora.dropout,
                       target_modules=options.lora.target_modules, task_type="CAUSAL_LM")  # fmt: skip
     model = get_peft_model(model, lora)
+    if init_weights is not None:
+        set_peft_model_state_dict(model, init_weights)
 
     template = load_template(options.template)
     skills = skills_text(registry, options.skill_list)
@@ -364,7 +404,7 @@ def train(options: TrainOptions, registry: Registry) -> TrainResult:
              "batch_size": options.batch_size, "seed": options.seed, "lora": options.lora.model_dump(),
              "data": _sha256(options.data / "train.jsonl"), "max_train_rows": options.max_train_rows,
              "batching": "length-grouped", "wake": options.wake, "address_share": options.address_share,
-             "filler_share": options.filler_share}  # fmt: skip
+             "filler_share": options.filler_share, "init": str(options.init) if options.init else None}  # fmt: skip
     if options.resume and (checkpoint / "state.json").exists():
         state = json.loads((checkpoint / "state.json").read_text())
         changed = [key for key in setup if state.get("setup", {}).get(key) != setup[key]]
@@ -481,7 +521,7 @@ def train(options: TrainOptions, registry: Registry) -> TrainResult:
                      "batch_size": options.batch_size, "learning_rate": options.learning_rate,
                      "seconds": round(seconds, 1), "seconds_per_step": round(seconds / max(step, 1), 3),
                      "threads": torch.get_num_threads(), "device": device_name(accelerator.device),
-                     "precision": precision, "seed": options.seed},  # fmt: skip
+                     "precision": precision, "seed": options.seed, "init": setup["init"]},  # fmt: skip
         "metrics": {"best_step": best["step"], "validation_loss": round(best["loss"], 5),
                     "validation_call_accuracy": round(best["call_accuracy"], 4)},  # fmt: skip
         "files": {"adapter": ADAPTER_DIR, "gguf": ADAPTER_GGUF if options.export and gguf_base else None},

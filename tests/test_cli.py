@@ -110,6 +110,14 @@ def test_dataset_twice_is_byte_identical(tmp_path):
         assert (tmp_path / "a" / f"{split}.jsonl").read_bytes() == (tmp_path / "b" / f"{split}.jsonl").read_bytes()
 
 
+def test_train_from_something_that_is_not_a_router_is_one_line(tmp_path):
+    for split in ("train", "validation"):
+        (tmp_path / f"{split}.jsonl").write_text("")
+    result = runner.invoke(app, ["train", "--data", str(tmp_path), "--out", str(tmp_path / "r"), "--init", str(tmp_path)])
+    assert result.exit_code == 1 and "Traceback" not in result.stderr
+    assert f"--init {tmp_path}: not a router folder" in result.stderr and "the shipped router/" in result.stderr
+
+
 def test_generate_without_key_is_one_line():
     result = runner.invoke(app, ["generate", "--skill", "weather", "-n", "2"])
     assert result.exit_code == 1 and "no API key" in result.stderr and "Traceback" not in result.stderr

@@ -17,6 +17,7 @@ from finetune.train import (
     FILLERS,
     OTHER_PEOPLE,
     Encoded,
+    LoraOptions,
     TrainError,
     TrainOptions,
     address,
@@ -285,6 +286,29 @@ def test_resume_refuses_a_checkpoint_started_another_way(trained, registry_modul
     _, options = trained
     with pytest.raises(TrainError, match="another template, batch_size; train from scratch"):
         train(options.model_copy(update={"resume": True, "template": "chatml", "batch_size": 2}), registry_module)
+
+
+def test_init_starts_from_another_routers_adapter_and_refuses_one_trained_another_way(
+    trained, tmp_path, registry_module
+):
+    from peft.utils import load_peft_weights
+
+    result, options = trained
+    gentle = TrainOptions(init=result.out)  # one epoch at a fifth of the learning rate, unless told otherwise
+    assert (gentle.epochs, gentle.learning_rate) == (1.0, 3e-4) != (TrainOptions().epochs, TrainOptions().learning_rate)
+    assert TrainOptions(init=result.out, epochs=2, learning_rate=1e-3).epochs == 2
+    before = load_peft_weights(str(result.out / "adapter"))
+    again = train(options.model_copy(update={"out": tmp_path / "again", "init": result.out, "max_steps": 1,
+                                             "learning_rate": 1e-12, "export": False}), registry_module)  # fmt: skip
+    after = load_peft_weights(str(again.out / "adapter"))
+    assert set(after) == set(before) and all(bool((after[k] == before[k]).all()) for k in before)
+    assert any(bool(v.any()) for k, v in before.items() if "lora_B" in k)  # trained: not the fresh zeros
+    assert again.card["training"]["init"] == str(result.out)
+    with pytest.raises(TrainError, match=r"trained with another lora \(lora=\{'r': 4"):
+        rank8 = LoraOptions(r=8, alpha=8)
+        train(options.model_copy(update={"out": tmp_path / "r8", "init": result.out, "lora": rank8}), registry_module)
+    with pytest.raises(TrainError, match="not a router folder"):
+        train(options.model_copy(update={"out": tmp_path / "x", "init": tmp_path}), registry_module)
 
 
 def test_missing_data_and_cpu_qlora_are_clear_errors(tmp_path, registry_module):
