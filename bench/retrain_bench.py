@@ -7,7 +7,7 @@ writes the splits, trains as ``skillcall train --init router`` does (one epoch f
 with ``--scratch``, as ``skillcall train`` does (the defaults, from fresh weights). Then routes the test and
 validation splits with the shipped router and each retrained one, and prints the exact-call and skill-name
 accuracy over the built-in skills' rows (the rows the shipped router is measured on) and over greet's, with
-each training's wall time. About 12 minutes here, 26 with ``--scratch``; run it on an idle machine.
+each training's wall time. About 11 minutes here, 27 with ``--scratch``; run it on an idle machine.
 """
 
 from __future__ import annotations
