@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from skills import SkillcallError
 
@@ -26,9 +26,17 @@ class AudioError(SkillcallError):
 
 
 class AudioOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     device: str | int | None = Field(None, description="Input device name or index (`skillcall devices`); None = "
                                                        "the system default.")  # fmt: skip
     retry_max_s: float = Field(30.0, gt=0, description="Longest wait between attempts to reopen a lost device.")
+
+    @field_validator("device")
+    @classmethod
+    def _index(cls, device: str | int | None) -> str | int | None:
+        """Digits are an index, as `skillcall devices` prints it, however given ("3" in TOML or a variable)."""
+        return int(device) if isinstance(device, str) and device.strip().isdigit() else device
 
 
 def read_audio(path: Path) -> np.ndarray:
@@ -105,8 +113,9 @@ def microphone_chunks(
                                     finished_callback=failed.set)  # fmt: skip
             stream.start()
         except (sd.PortAudioError, ValueError) as exc:
-            logger.error("cannot open the microphone %s (%s); retrying in %.0f s", options.device or "(default)",
-                         exc, delay)  # fmt: skip
+            logger.error("cannot open the microphone %s (%s); retrying in %.0f s. `skillcall devices` lists the "
+                         "inputs; set daemon.audio.device to one", "(default)" if options.device is None else
+                         repr(options.device), exc, delay)  # fmt: skip
             stop.wait(delay)
             delay = min(delay * 2, options.retry_max_s)
             continue

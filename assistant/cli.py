@@ -334,7 +334,14 @@ def eval_command(
         typer.echo(f"{skill:24}{cells}")
     for name, report in reports.items():
         slug = "".join(c if c.isalnum() else "-" for c in name).strip("-")
-        typer.echo(f"confusion matrix: {plot_confusion(report, out / f'confusion-{slug}.png', name)}")
+        try:
+            typer.echo(f"confusion matrix: {plot_confusion(report, out / f'confusion-{slug}.png', name)}")
+        except ImportError:
+            typer.echo("confusion matrix: not drawn, matplotlib is missing (pip install matplotlib)", err=True)
+            break
+        except OSError as exc:
+            typer.echo(f"confusion matrix: cannot write it to {out} ({exc}); choose another --out", err=True)
+            break
     for miss in first.misses[:show_misses]:
         typer.echo(f"miss: {miss.text!r}: expected {miss.expected}, got {miss.got}")
 
@@ -358,7 +365,10 @@ def transcribe_command(
                                        "transcribe_ms": round(1000 * transcript.seconds, 1),
                                        "dropped": transcript.dropped}, ensure_ascii=False))  # fmt: skip
             else:
-                typer.echo(transcript.text)
+                typer.echo(transcript.text)  # one line per file, empty when nothing was said
+                if not transcript.text:
+                    typer.echo(f"{path}: no speech" + (f" ({transcript.dropped})" if transcript.dropped else ""),
+                               err=True)  # fmt: skip
     except SkillcallError as exc:
         raise _fail(str(exc)) from None
 
@@ -396,7 +406,7 @@ def listen_command(
     import signal
     import threading
 
-    from .audio import file_chunks, microphone_chunks
+    from .audio import AudioOptions, file_chunks, microphone_chunks
     from .daemon import Daemon
     from .history import History
     from .transcribe import load_transcriber
@@ -422,7 +432,7 @@ def listen_command(
         if speak is not None:
             options = options.model_copy(update={"speak": speak})
         if device is not None:
-            options.audio.device = int(device) if device.isdigit() else device
+            options.audio = AudioOptions(**{**options.audio.model_dump(), "device": device})
         daemon_box: list = []
         registry = _registry(config, notify=lambda text: daemon_box[0].announce(text) if daemon_box else None)
         daemon = Daemon(registry, load_transcriber(config.transcriber), _router(config, registry), options,
@@ -433,7 +443,8 @@ def listen_command(
             microphone_chunks(options.audio, stop, daemon.mute)
         if not as_json:
             typer.echo("listening" + (f" to {input_file}" if input_file else "") + " (Ctrl-C to stop)", err=True)
-        daemon.run(chunks, stop)
+        if not daemon.run(chunks, stop) and input_file and not stop.is_set():
+            typer.echo(f"no speech found in {input_file}", err=True)
     except SkillcallError as exc:
         raise _fail(str(exc)) from None
     finally:
@@ -477,10 +488,16 @@ def install_service_command(
     import platformdirs
 
     path = Path(platformdirs.user_config_dir("systemd")) / "user" / "skillcall.service"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(unit)
-    typer.echo(f"wrote {path}\nenable it with: systemctl --user daemon-reload && systemctl --user enable --now "
-               "skillcall")  # fmt: skip
+    try:
+        kept = path.with_suffix(".service.bak") if path.is_file() and path.read_text() != unit else None
+        if kept:
+            path.replace(kept)  # a unit you edited is kept, not overwritten
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(unit)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise _fail(f"cannot write {path} ({exc}); use --print and install the unit yourself") from None
+    typer.echo(f"wrote {path}" + (f" (the one there before is {kept})" if kept else "") + "\nenable it with: "
+               "systemctl --user daemon-reload && systemctl --user enable --now skillcall")  # fmt: skip
 
 
 def _examples_folder(config, registry, skill: str) -> Path:

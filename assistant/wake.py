@@ -6,12 +6,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 _LEAD = {"hey", "hi", "ok", "okay", "oh", "yo", "um", "uh", "so", "and"}
 
 
 class WakeOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     phrase: str | None = Field("otto", description="Wake phrase; None = every utterance is a command.")
     aliases: list[str] = Field(default_factory=lambda: ["auto", "otter", "oto", "otto's"],
                                description="What Whisper writes for the phrase now and then.")  # fmt: skip

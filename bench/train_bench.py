@@ -44,7 +44,7 @@ def main() -> None:
     for step in range(args.steps + 2):
         batch = collate([rows[i] for i in batches[step % len(batches)]], tokenizer.pad_token_id)
         started = time.perf_counter()
-        with autocast(model.device.type, precision):
+        with autocast(model, model.device.type, precision):
             loss = call_loss(model, batch)
         loss.backward()
         optimizer.step()

@@ -89,12 +89,15 @@ def _rank(seed: int, text: str) -> str:
 def build_dataset(example_set: ExampleSet, options: DatasetOptions) -> DatasetResult:
     """The front door: split and write the three files atomically."""
     splits, result = split_rows(example_set, options)
-    for name, rows in splits.items():
-        text = "".join(json.dumps(row, ensure_ascii=False, sort_keys=True) + "\n" for row in rows)
-        result.paths[name] = write_atomic(options.out / f"{name}.jsonl", text)
     card = {"examples_fingerprint": result.fingerprint, "seed": options.seed, "counts": result.counts,
             "removed": result.removed}  # fmt: skip
-    (options.out / CARD).write_text(json.dumps(card, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    try:
+        for name, rows in splits.items():
+            text = "".join(json.dumps(row, ensure_ascii=False, sort_keys=True) + "\n" for row in rows)
+            result.paths[name] = write_atomic(options.out / f"{name}.jsonl", text)
+        write_atomic(options.out / CARD, json.dumps(card, indent=2, sort_keys=True) + "\n")
+    except OSError as exc:
+        raise DatasetError(f"cannot write the splits to {options.out} ({exc}); choose another --out") from None
     return result
 
 

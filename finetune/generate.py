@@ -204,7 +204,11 @@ def generate(
                 result.rejected.append((json.dumps(row, ensure_ascii=False)[:200], accepted))
         if batch:
             example_file.examples += batch
-            write_example_file(example_file, path)
+            try:
+                write_example_file(example_file, path)
+            except OSError as exc:
+                raise GenerateError(f"cannot write {path} ({exc}); make it writable and run generate again "
+                                    f"({len(result.added)} examples were added before this)") from None  # fmt: skip
             result.added += batch
             if progress:
                 progress(len(batch))

@@ -16,7 +16,7 @@ from .registry import (
     load_registry,
     skill,
 )
-from .settings import SkillSettings
+from .settings import SkillSettings, UserPath
 
 __all__ = [
     "BUILTIN_DIR",
@@ -33,6 +33,7 @@ __all__ = [
     "SkillResult",
     "SkillSettings",
     "SkillcallError",
+    "UserPath",
     "calls_equal",
     "load_registry",
     "normalize_value",

@@ -187,6 +187,7 @@ class Registry:
         self.context = context or SkillContext()
         self.skills: dict[str, Skill] = {}
         self.problems: list[LoadProblem] = []
+        self._overdue: dict[str, threading.Thread] = {}  # skills still running after dispatch gave up on them
 
     # -- loading -----------------------------------------------------------------------------------------------
     def add(self, skill_: Skill) -> None:
@@ -308,6 +309,9 @@ class Registry:
         if found.context_parameter:
             kwargs[found.context_parameter] = self.context
         limit = timeout_s or found.timeout_s or self.context.settings.timeout_s
+        overdue = self._overdue.get(found.name)
+        if overdue is not None and overdue.is_alive():  # not a second one alongside (an app opened twice)
+            return failed(f"{found.name} is still busy with the last request; try again when it has finished")
         box: dict[str, Any] = {}
 
         def run() -> None:
@@ -321,7 +325,8 @@ class Registry:
         worker.join(limit)
         if worker.is_alive():
             logger.error("skill %s still running after %.3g s; left in the background", found.name, limit)
-            return failed(f"{found.name} did not finish within {limit:g} s and was abandoned; try again later")
+            self._overdue[found.name] = worker
+            return failed(f"{found.name} did not finish within {limit:g} s; it may still finish in the background")
         if "error" in box:
             exc = box["error"]
             if isinstance(exc, SkillFailed):

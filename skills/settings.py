@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import platformdirs
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+UserPath = Annotated[Path, AfterValidator(Path.expanduser)]
+"""A path from the config file or a ``SKILLCALL_*`` variable: ``~`` is the user's home, as in a shell."""
 
 
 class WeatherSettings(BaseModel):
     """Open-Meteo endpoints (no key needed); point them elsewhere for a mirror or a test server."""
+
+    model_config = ConfigDict(extra="forbid")
 
     geocoding_url: str = Field("https://geocoding-api.open-meteo.com/v1/search", description="Place search endpoint.")
     forecast_url: str = Field("https://api.open-meteo.com/v1/forecast", description="Forecast endpoint.")
@@ -18,6 +23,8 @@ class WeatherSettings(BaseModel):
 
 
 class NewsSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     feeds: list[str] = Field(
         default_factory=lambda: [
             "https://feeds.bbci.co.uk/news/rss.xml",
@@ -30,6 +37,8 @@ class NewsSettings(BaseModel):
 
 
 class AskSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     base_url: str | None = Field(None, description="OpenAI-compatible base URL, e.g. http://127.0.0.1:8080/v1.")
     model: str = Field("gpt-4o-mini", description="Chat model name at that endpoint.")
     api_key_env: str = Field("OPENAI_API_KEY", description="Environment variable that holds the API key.")
@@ -41,6 +50,8 @@ class AskSettings(BaseModel):
 
 
 class RunappSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     app_dirs: list[Path] | None = Field(
         None, description="Folders with .desktop files (Linux) or .app bundles (macOS); None = the platform's."
     )
@@ -50,10 +61,12 @@ class RunappSettings(BaseModel):
 class SkillSettings(BaseModel):
     """Everything a built-in skill may read. Each group is a section of the config file (``[skills.weather]``)."""
 
+    model_config = ConfigDict(extra="forbid")
+
     home_location: str | None = Field(None, description="Place used by weather() when no location is said.")
     timeout_s: float = Field(10.0, gt=0, description="How long a skill may run before dispatch gives up on it.")
     http_timeout_s: float = Field(5.0, gt=0, description="Timeout of each HTTP request a skill makes.")
-    notes_db: Path = Field(
+    notes_db: UserPath = Field(
         default_factory=lambda: Path(platformdirs.user_data_dir("skillcall")) / "notes.db",
         description="SQLite file the notes skill keeps notes in.",
     )

@@ -93,7 +93,8 @@ def test_a_missing_device_is_retried_not_fatal(caplog):
     with caplog.at_level("ERROR"):
         chunks = list(microphone_chunks(AudioOptions(device="no such microphone", retry_max_s=1), stop))
     assert chunks == []
-    assert "cannot open the microphone no such microphone" in caplog.text
+    assert "cannot open the microphone 'no such microphone'" in caplog.text and "`skillcall devices`" in caplog.text
+    assert AudioOptions(device="3").device == 3 and AudioOptions(device="USB Mic").device == "USB Mic"
 
 
 def test_listen_on_the_virtual_microphone_runs_and_stops_cleanly(tmp_path):

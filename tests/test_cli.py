@@ -65,6 +65,9 @@ def test_user_skill_problems_are_warned_not_fatal(tmp_path, monkeypatch):
 def test_config_shows_file_and_env_overrides(tmp_path, monkeypatch):
     (tmp_path / "config.toml").write_text('[skills]\nhome_location = "Oslo"\n[skills.news]\nmax_headlines = 3\n')
     monkeypatch.setenv("SKILLCALL_SKILLS__NEWS__MAX_HEADLINES", "7")
+    monkeypatch.setenv("SKILLCALL_SKILLS__NOTES_DB", "~/notes.db")
+    monkeypatch.setenv("SKILLCALL_DAEMON__AUDIO__DEVICE", "3")
+    monkeypatch.setenv("HOME", str(tmp_path))
     result = runner.invoke(app, ["config"])
     assert result.exit_code == 0
     header, body = result.stdout.split("\n", 1)
@@ -72,12 +75,15 @@ def test_config_shows_file_and_env_overrides(tmp_path, monkeypatch):
     config = json.loads(body)
     assert config["skills"]["home_location"] == "Oslo"
     assert config["skills"]["news"]["max_headlines"] == 7
+    assert config["skills"]["notes_db"] == str(tmp_path / "notes.db")  # ~ is home, as in a shell
+    assert config["daemon"]["audio"]["device"] == 3  # an index, as `skillcall devices` prints it
 
 
 @pytest.mark.parametrize(
     ("text", "message"),
     [("[skills\n", "cannot read the config file"), ('[skills]\ntimeout_s = "soon"\n', "skills.timeout_s"),
-     ("unknown_key = 1\n", "unknown_key")],
+     ("unknown_key = 1\n", "unknown_key"), ('[skills]\nhome_locaton = "Oslo"\n', "skills.home_locaton"),
+     ("[daemon.audio]\ndevise = 3\n", "daemon.audio.devise")],
 )  # fmt: skip
 def test_a_bad_config_file_is_one_line(tmp_path, text, message):
     (tmp_path / "config.toml").write_text(text)
@@ -108,6 +114,10 @@ def test_dataset_twice_is_byte_identical(tmp_path):
         assert "total" in result.stdout
     for split in ("train", "validation", "test"):
         assert (tmp_path / "a" / f"{split}.jsonl").read_bytes() == (tmp_path / "b" / f"{split}.jsonl").read_bytes()
+    (tmp_path / "c").write_text("a file, not a folder")
+    result = runner.invoke(app, ["dataset", "--out", str(tmp_path / "c")])
+    assert result.exit_code == 1 and result.stderr.count("\n") == 1
+    assert f"cannot write the splits to {tmp_path / 'c'}" in result.stderr and "choose another --out" in result.stderr
 
 
 def test_train_from_something_that_is_not_a_router_is_one_line(tmp_path):
@@ -174,6 +184,10 @@ def test_eval_on_a_small_file(tmp_path):
     assert "exact-call accuracy" in result.stdout and "1.0" in result.stdout
     assert "95 % interval" in result.stdout and "0.342–1.000" in result.stdout  # 2 of 2 rows right
     assert list((tmp_path / "eval").glob("confusion-*.png"))
+    (tmp_path / "taken").write_text("a file, not a folder")
+    result = runner.invoke(app, ["eval", "--data", str(rows), "--no-base", "--out", str(tmp_path / "taken")])
+    assert result.exit_code == 0 and "exact-call accuracy" in result.stdout  # the figures all the same
+    assert f"confusion matrix: cannot write it to {tmp_path / 'taken'}" in result.stderr
 
 
 def test_listen_on_a_file_gives_one_row_per_spoken_command(tmp_path, monkeypatch):
@@ -209,13 +223,30 @@ def test_listen_on_silence_and_noise_dispatches_nothing(tmp_path, monkeypatch):
         assert db.execute("SELECT count(*) FROM turns WHERE ok IS NOT NULL").fetchone()[0] == 0
 
 
-def test_transcribe_and_install_service(tmp_path):
+def test_transcribe_and_install_service(tmp_path, monkeypatch):
+    import numpy as np
+
     from tests.speech import speak, write_wav
+
+    monkeypatch.setenv("SKILLCALL_DAEMON__HISTORY_DB", str(tmp_path / "history.db"))
 
     wav = write_wav(tmp_path / "a.wav", speak("Set a timer for five minutes.", tmp_path), rate=16000, channels=2)
     result = runner.invoke(app, ["transcribe", "--json", str(wav)])
     assert result.exit_code == 0, result.stderr
     assert "timer" in json.loads(result.stdout)["text"].lower()
     assert runner.invoke(app, ["transcribe", str(tmp_path / "none.wav")]).exit_code == 1
+    silent = write_wav(tmp_path / "silent.wav", np.zeros(16000, np.float32))
+    result = runner.invoke(app, ["transcribe", str(silent), str(wav)])
+    assert result.exit_code == 0 and result.stdout.split("\n")[0] == "" and "timer" in result.stdout.lower()
+    assert f"{silent}: no speech" in result.stderr
+    listened = runner.invoke(app, ["listen", "--input", str(silent), "--dry-run"])
+    assert listened.exit_code == 0 and f"no speech found in {silent}" in listened.stderr
     unit = runner.invoke(app, ["install-service", "--print"]).stdout
     assert "ExecStart=" in unit and unit.rstrip().endswith("WantedBy=default.target")
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    written = tmp_path / "xdg" / "systemd" / "user" / "skillcall.service"
+    assert runner.invoke(app, ["install-service"]).exit_code == 0 and written.read_text() == unit
+    written.write_text(unit.replace("RestartSec=5", "RestartSec=30"))  # edited by its user
+    result = runner.invoke(app, ["install-service"])
+    assert result.exit_code == 0 and written.read_text() == unit and "the one there before is" in result.stdout
+    assert "RestartSec=30" in written.with_suffix(".service.bak").read_text()

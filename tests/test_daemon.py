@@ -104,3 +104,44 @@ def test_replies_are_spoken_and_the_microphone_muted_meanwhile(daemon, parts, tm
     run.handle(_utterances(join([speak("What is two plus two?", parts["folder"])]))[0])
     assert spoken.stat().st_size > 1000
     assert not run.mute.is_set()
+
+
+def test_a_failing_turn_is_logged_and_the_daemon_listens_on(daemon, parts, tmp_path, caplog):
+    class CrashesOnce:  # the speech engine failing once (a decoder error), then working again
+        def __init__(self, real):
+            self.real, self.calls = real, 0
+
+        def transcribe(self, audio):
+            self.calls += 1
+            if self.calls == 1:
+                raise RuntimeError("decoder crashed")
+            return self.real.transcribe(audio)
+
+    run = daemon(use_wake=False)
+    run.transcriber = CrashesOnce(parts["transcriber"])
+    audio = join([speak(s, parts["folder"]) for s in ("What is two plus two?", "What is five plus five?")])
+    assert run.run(np.array_split(audio, len(audio) // 512)) == 2
+    assert run.turns[0].skipped == "failed: RuntimeError: decoder crashed" and run.turns[0].ok is False
+    assert run.turns[1].reply == "five plus five is 10"
+    with sqlite3.connect(tmp_path / "history.db") as db:
+        skipped = [row[0] for row in db.execute("SELECT skipped FROM turns ORDER BY id")]
+        assert skipped == ["failed: RuntimeError: decoder crashed", None]  # the failed turn is logged too
+        db.execute("DROP TABLE turns")  # now damage the history: turns are still handled and shown, with a warning
+    assert run.run([join([speak("What is two plus two?", parts["folder"])])]) == 1
+    assert run.turns[2].reply == "two plus two is 4"
+    assert "cannot log the turn" in caplog.text and "set daemon.history_db" in caplog.text
+
+
+def test_a_timer_announcement_leaves_the_segmenter_to_the_audio_thread(daemon, parts, tmp_path):
+    import threading
+
+    run = daemon(use_wake=False, speak=True, tts_command=["espeak-ng", "-w", str(tmp_path / "announce.wav")])
+    speech = speak("What is two plus two?", parts["folder"])
+    assert run.segmenter.feed(np.concatenate([np.zeros(8000, np.float32), speech[: len(speech) // 2]])) == []
+    held = len(run.segmenter._audio)
+    timer = threading.Thread(target=run.announce, args=("Your tea timer is done.",))  # as a timer fires
+    timer.start()
+    timer.join()
+    assert (tmp_path / "announce.wav").stat().st_size > 1000 and run.turns[-1].skipped == "announcement"
+    assert held and len(run.segmenter._audio) == held  # untouched by the timer's thread
+    assert run.run([np.zeros(32000, np.float32)]) == 0  # the audio thread dropped the half heard before the reply

@@ -135,16 +135,27 @@ def test_dispatch_isolates_a_skill_that_raises():
     assert result.text == "explode failed: ZeroDivisionError: boom"
 
 
-def test_dispatch_gives_up_on_a_skill_that_hangs():
-    def hang() -> str:
-        """Sleep forever."""
-        while True:
-            time.sleep(0.05)
+def test_dispatch_gives_up_on_a_skill_that_hangs_and_runs_no_second_one_alongside():
+    import threading
 
+    release, runs = threading.Event(), []
+
+    def hang() -> str:
+        """Hang until released."""
+        runs.append(1)
+        release.wait()
+        return "done"
+
+    registry = _registry_with(hang)
     start = time.monotonic()
-    result = _registry_with(hang).dispatch(SkillCall("hang"))
+    result = registry.dispatch(SkillCall("hang"))
     assert time.monotonic() - start < 3
-    assert not result.ok and "did not finish within 0.5 s" in result.text
+    assert not result.ok and "did not finish within 0.5 s; it may still finish in the background" in result.text
+    again = registry.dispatch(SkillCall("hang"))
+    assert not again.ok and "still busy with the last request" in again.text and len(runs) == 1
+    release.set()
+    time.sleep(0.2)
+    assert registry.dispatch(SkillCall("hang")).text == "done" and len(runs) == 2
 
 
 def test_dispatch_validates_calls_built_by_hand(registry):

@@ -115,17 +115,36 @@ def test_bfloat16_training_computes_the_float32_loss_and_keeps_the_adapter_in_fl
     batch = collate(rows, tokenizer.pad_token_id)
     half, _ = load_base(dtype="bfloat16")
     assert half.config._attn_implementation == "eager"  # sdpa's bfloat16 backward is ≈10× slower on a CPU
-    with torch.no_grad(), autocast("cpu", "bfloat16"):
+    with torch.no_grad(), autocast(half, "cpu", "bfloat16"):
         low, _, _ = call_logits(half, batch)
     with torch.no_grad():
         full, _, _ = call_logits(model, batch)
     top2 = full.topk(2, dim=-1).values
     clear = top2[:, 0] - top2[:, 1] > 0.5  # bfloat16 moves logits by ≈0.2 (at most ≈1.1 here): near-ties may flip
     assert clear.sum() >= 10 and bool((low.argmax(-1) == full.argmax(-1))[clear].all())
-    with torch.no_grad(), autocast("cpu", "bfloat16"):
+    with torch.no_grad(), autocast(half, "cpu", "bfloat16"):
         assert call_loss(half, batch).item() == pytest.approx(call_loss(model, batch).item(), rel=0.02)
     lora = get_peft_model(half, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj"], task_type="CAUSAL_LM"))
     assert {p.dtype for p in lora.parameters() if p.requires_grad} == {torch.float32}  # AdamW's updates stay exact
+    for name, parameter in lora.named_parameters():
+        if "lora_B" in name:  # B starts at zero: make the adapter count
+            torch.nn.init.normal_(parameter, std=0.05)
+
+    def loss_and_grads(context) -> tuple[float, list]:
+        with context:
+            loss = call_loss(lora, batch)
+        loss.backward()
+        grads = [p.grad.clone() for p in lora.parameters() if p.requires_grad]
+        lora.zero_grad()
+        return loss.item(), grads
+
+    layer = lora.base_model.model.model.layers[0].self_attn.q_proj
+    with autocast(lora, "cpu", "bfloat16"):  # peft's cast of the LoRA input to float32 is off, and back on after
+        assert not layer.cast_input_dtype_enabled
+    assert layer.cast_input_dtype_enabled
+    ours = loss_and_grads(autocast(lora, "cpu", "bfloat16"))
+    cast = loss_and_grads(torch.autocast("cpu", torch.bfloat16))  # the same, with peft's cast
+    assert ours[0] == cast[0] and all(torch.equal(a, b) for a, b in zip(ours[1], cast[1], strict=True))
     assert pick_precision("float32") == "float32" and pick_precision("auto") in ("float32", "bfloat16")
 
 
@@ -308,6 +327,10 @@ def test_init_starts_from_another_routers_adapter_and_refuses_one_trained_anothe
         rank8 = LoraOptions(r=8, alpha=8)
         train(options.model_copy(update={"out": tmp_path / "r8", "init": result.out, "lora": rank8}), registry_module)
     with pytest.raises(TrainError, match="not a router folder"):
+        train(options.model_copy(update={"out": tmp_path / "x", "init": tmp_path}), registry_module)
+    (tmp_path / "adapter").mkdir()
+    (tmp_path / "router.json").write_text('{"base": ')  # cut short
+    with pytest.raises(TrainError, match="router.json is unreadable .*; name another router, or train without --init"):
         train(options.model_copy(update={"out": tmp_path / "x", "init": tmp_path}), registry_module)
 
 
