@@ -58,3 +58,13 @@ def test_a_broken_feed_is_skipped(registry, feeds, settings):
 def test_no_feeds_configured(registry):
     result = registry.dispatch(registry.parse("news()"))
     assert not result.ok and "skills.news.feeds" in result.text
+
+
+def test_feeds_are_read_at_once_so_slow_ones_cost_one_timeout(registry, feeds, settings):
+    import time
+
+    feeds.routes["/slow"] = lambda request: (time.sleep(3), (200, "application/rss+xml", RSS))[1]
+    settings.news.feeds = [f"{feeds.url}/slow", f"{feeds.url}/slow", f"{feeds.url}/slow"]
+    settings.http_timeout_s, settings.timeout_s = 0.5, 1.2  # one after another would take 1.5 s, past the limit
+    result = registry.dispatch(registry.parse("news()"))
+    assert not result.ok and "can't reach any news feed" in result.text

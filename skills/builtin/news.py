@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 
@@ -21,6 +22,13 @@ def _matches(entry: dict, words: list[str]) -> bool:
     return all(w in found or w + "s" in found or w.rstrip("s") in found for w in words)
 
 
+def _fetch(client: httpx.Client, url: str) -> httpx.Response | httpx.HTTPError:
+    try:
+        return client.get(url).raise_for_status()
+    except httpx.HTTPError as exc:
+        return exc
+
+
 @skill
 def news(context: SkillContext, topic: str | None = None) -> str:
     """The latest headlines, optionally about a topic."""
@@ -29,21 +37,20 @@ def news(context: SkillContext, topic: str | None = None) -> str:
     settings = context.settings
     if not settings.news.feeds:
         raise SkillFailed("No news feeds are configured; add RSS URLs to skills.news.feeds in the config.")
-    entries, failures = [], []
-    with httpx.Client(timeout=settings.http_timeout_s, follow_redirects=True) as client:
-        for url in settings.news.feeds:
-            try:
-                response = client.get(url)
-                response.raise_for_status()
-            except httpx.HTTPError as exc:
-                logger.warning("news feed %s failed: %s", url, exc)
-                failures.append(url)
-                continue
-            parsed = feedparser.parse(response.content)
-            if parsed.bozo and not parsed.entries:
-                logger.warning("news feed %s is not RSS/Atom: %s", url, parsed.get("bozo_exception"))
-                failures.append(url)
-            entries.extend(parsed.entries)
+    feeds, entries, failures = settings.news.feeds, [], []
+    with httpx.Client(timeout=settings.http_timeout_s, follow_redirects=True) as client, \
+            ThreadPoolExecutor(max_workers=min(len(feeds), 8)) as pool:  # at once: slow feeds cost one timeout
+        answers = list(pool.map(lambda url: _fetch(client, url), feeds))
+    for url, answer in zip(feeds, answers, strict=True):
+        if isinstance(answer, httpx.HTTPError):
+            logger.warning("news feed %s failed: %s", url, answer)
+            failures.append(url)
+            continue
+        parsed = feedparser.parse(answer.content)
+        if parsed.bozo and not parsed.entries:
+            logger.warning("news feed %s is not RSS/Atom: %s", url, parsed.get("bozo_exception"))
+            failures.append(url)
+        entries.extend(parsed.entries)
     if not entries and failures:
         raise SkillFailed("I can't reach any news feed right now; check the internet connection.")
     words = re.findall(r"\w+", (topic or "").casefold())
