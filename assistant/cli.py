@@ -157,6 +157,7 @@ def generate_command(
     """Ask a chat model (function calling) for new examples of a skill; append the valid, new ones."""
     from tqdm import tqdm
 
+    from finetune.examples import read_examples
     from finetune.generate import GenerateOptions, generate
 
     options = GenerateOptions(skill=skill, n=n, model=model, base_url=base_url, batch_size=batch_size)
@@ -164,8 +165,9 @@ def generate_command(
         config = _config()
         registry = _registry(config)
         folder = _examples_folder(config, registry, skill)
+        others = [e.text for name, e in read_examples(config.example_dirs(), registry).rows() if name != skill]
         with tqdm(total=n, unit="row", desc=f"generate {skill}") as bar:
-            result = generate(options, registry, folder, progress=bar.update)
+            result = generate(options, registry, folder, progress=bar.update, others=others)
     except SkillcallError as exc:
         raise _fail(str(exc)) from None
     for row, reason in result.rejected:
@@ -303,12 +305,15 @@ def eval_command(
     try:
         config = _config()
         registry = _registry(config)
+        tuned = _router(config, registry, kind=router)
         if data is not None:
             rows = read_jsonl(data, ("text", "call"))
-        else:
-            rows = split_rows(load_examples(config.example_dirs(), registry), DatasetOptions())[0]["test"]
+        else:  # the test split of the dataset the router was trained on (its seed)
+            seed = (tuned.card.get("dataset") or {}).get("seed") or 0
+            rows = split_rows(load_examples(config.example_dirs(), registry), DatasetOptions(seed=seed))[0]["test"]
+        if not rows:
+            raise _fail(f"no rows to evaluate in {data or 'the test split'}")
         reports = {}
-        tuned = _router(config, registry, kind=router)
         reports[f"{tuned.name} (tuned)" if tuned.card else tuned.name] = evaluate(tuned, rows, registry)
         if base and tuned.card:
             untuned = _router(config, registry, kind=router, router_dir=None,

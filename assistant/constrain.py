@@ -32,7 +32,9 @@ def _kind(parameter: Parameter) -> tuple[str, list[str]]:
         return "choice", [format_value(v) for v in typing.get_args(args[0])]
     if annotation is bool or args == [bool]:
         return "choice", ["True", "False"]
-    if annotation in (int, float) or args in ([int], [float]):
+    if annotation is int or args == [int]:
+        return "int", []
+    if annotation is float or args == [float]:
         return "number", []
     return ("span" if parameter.span else "text"), []
 
@@ -142,12 +144,21 @@ class CallAcceptor:
         """Read one argument value at ``pos``: (COMPLETE, end, None) when it is whole."""
         kind, choices = self.kinds[(skill, parameter.name)]
         rest = text[pos:]
-        if kind == "choice":
-            for choice in choices:
-                if rest.startswith(choice):
-                    return COMPLETE, pos + len(choice), None
-            live = [c[len(rest) :] for c in choices if c.startswith(rest)]
-            return (PARTIAL, pos, live) if live else (NO, pos, None)
+        if kind == "choice":  # a choice ends where the argument does: 1 is not the start of 10
+            whole = [c for c in choices if rest.startswith(c) and rest[len(c) : len(c) + 1] in ("", ",", ")")]
+            longer = [c for c in choices if c.startswith(rest) and c != rest]
+            if whole and not (rest in whole and longer):
+                return COMPLETE, pos + len(max(whole, key=len)), None
+            live = [c[len(rest) :] for c in longer]
+            return (PARTIAL, pos, None if whole else live) if live else (NO, pos, None)
+        if kind == "int":  # as Python writes one: no point, no leading zero
+            digits = re.match(r"-?(0|[1-9][0-9]*)?", rest)
+            end = digits.end()
+            if end == len(rest):
+                return PARTIAL, pos, None
+            if not digits.group(1) or rest[end] not in ",)":
+                return NO, pos, None
+            return COMPLETE, pos + end, None
         if kind == "number":
             end = 0
             while end < len(rest) and (rest[end].isdigit() or rest[end] in "-." and (end == 0) == (rest[end] == "-")):

@@ -163,7 +163,11 @@ class LlamaCppRouter(Router):
             raise ModelError(f"the llama.cpp router needs a .gguf base, not {self.options.base!r}")
         adapter = None
         if self.options.router_dir is not None:
-            adapter = Path(self.options.router_dir) / self.card.get("files", {}).get("gguf", ADAPTER_GGUF)
+            files = self.card.get("files") or {}
+            if "gguf" in files and not files["gguf"]:  # trained from a base llama.cpp cannot read
+                raise ModelError(f"{self.options.router_dir} has no llama.cpp file (its base {self.card.get('base')} "
+                                 "is not a GGUF); serve it with router.kind = \"transformers\"")  # fmt: skip
+            adapter = Path(self.options.router_dir) / files.get("gguf", ADAPTER_GGUF)
             if not adapter.is_file():
                 raise ModelError(f"router adapter {adapter} is missing; rebuild it with `skillcall train`")
         model = base
@@ -466,10 +470,11 @@ class TransformersRouter(Router):
         """Greedy decoding that takes, at each step, the likeliest token the call's grammar still accepts (the
         llama.cpp router's constraint: loaded skills, real arguments, spans of the utterance), until the call
         is complete."""
-        acceptor = CallAcceptor(self.registry, text, spans=self.options.spans)
+        utterance = clean_utterance(text)  # what the prompt holds, so what spans are of
+        acceptor = CallAcceptor(self.registry, utterance, spans=self.options.spans)
         # byte-level tokens split characters: a text ending in part of one (U+FFFD when decoded) may go on where a
         # character of the utterance starting with such a byte could follow
-        firsts = {c.encode()[:1] for c in text if not c.isascii()}
+        firsts = {c.encode()[:1] for c in utterance if not c.isascii()}
         prompt_tokens, new, raw, status, past, reason = ids.shape[1], [], "", PARTIAL, None, None
         with self._torch.no_grad():
             while status != COMPLETE:
@@ -535,6 +540,8 @@ class OpenAIRouter(Router):
         calls = (message.tool_calls or []) if message else []
         if not calls:
             return self._finish(text, (message.content or "") if message else "", started, reason="no tool call")
+        if len(calls) > 1:
+            logger.info("the endpoint called %d tools for %r; the first counts", len(calls), text)
         function = calls[0].function
         try:
             arguments = json.loads(function.arguments or "{}")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +54,14 @@ def _import_torch() -> Any:
     return torch
 
 
+def converted_dir(gguf: Path) -> Path:
+    """Where ``load_base`` caches the PyTorch copy of a GGUF: keyed by the file's path, size and modification
+    time, so two fine-tunes that share a name and size, or a file replaced in place, are not mixed up."""
+    stat = gguf.stat()
+    key = hashlib.sha256(f"{gguf.resolve()}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()[:12]
+    return cache_dir() / "hf-base" / f"{gguf.stem}-{key}"
+
+
 def load_base(base: str | Path = DEFAULT_BASE, dtype: str = "float32", quantization_config: Any = None) -> tuple:
     """(model, tokenizer) for PyTorch. A GGUF is dequantized by transformers (slow: ~25 s) the first time and
     cached as a plain HF model directory under the user cache dir, since ``save_pretrained`` refuses a
@@ -62,9 +72,7 @@ def load_base(base: str | Path = DEFAULT_BASE, dtype: str = "float32", quantizat
     gguf = resolve_gguf(base)
     source: str | Path = base
     if gguf is not None:
-        stat = gguf.stat()
-        key = hashlib.sha256(f"{gguf.name}:{stat.st_size}".encode()).hexdigest()[:12]
-        source = cache_dir() / "hf-base" / f"{gguf.stem}-{key}"
+        source = converted_dir(gguf)
         if not (source / "config.json").exists():
             logger.warning("converting %s for PyTorch once (cached in %s)", gguf.name, source)
             tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
@@ -77,11 +85,15 @@ def load_base(base: str | Path = DEFAULT_BASE, dtype: str = "float32", quantizat
             fresh = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
             fresh.load_state_dict(loaded.state_dict())
             fresh.generation_config.pad_token_id = tokenizer.pad_token_id
-            temp = source.with_name(source.name + ".partial")
+            source.parent.mkdir(parents=True, exist_ok=True)
+            temp = Path(tempfile.mkdtemp(prefix=f"{source.name}.partial-", dir=source.parent))  # one per process
             fresh.save_pretrained(temp)
             tokenizer.save_pretrained(temp)
             (temp / "source.txt").write_text(str(gguf) + "\n")
-            temp.rename(source)
+            try:
+                temp.rename(source)
+            except OSError:  # another process (`accelerate launch`) converted it first
+                shutil.rmtree(temp, ignore_errors=True)
     # sdpa's CPU flash-attention backward runs ≈10× slower in bfloat16 than eager attention (measured here)
     attention = "eager" if dtype == "bfloat16" and not torch.cuda.is_available() else None
     try:

@@ -89,7 +89,7 @@ def read_example_file(path: Path) -> tuple[ExampleFile, list[ExampleFileError]]:
     result = ExampleFile(skill_of(path), path=path)
     problems: list[ExampleFileError] = []
     try:
-        text = path.read_bytes().decode("utf-8")
+        text = path.read_bytes().decode("utf-8-sig")  # a byte-order mark (Windows editors) is not text
     except UnicodeDecodeError as exc:
         line = path.read_bytes()[: exc.start].count(b"\n") + 1
         return result, [ExampleFileError(path, line, "not valid UTF-8; save the file as UTF-8")]
@@ -97,7 +97,7 @@ def read_example_file(path: Path) -> tuple[ExampleFile, list[ExampleFileError]]:
         return result, [ExampleFileError(path, 0, f"cannot read: {exc.strerror or exc}")]
     section: str | None = None
     pending: tuple[str, int] | None = None
-    lines = text.splitlines()
+    lines = text.split("\n")  # not splitlines(): U+2028 and friends can be inside an utterance
     for number, line in enumerate(lines, 1):
         stripped = line.strip()
         if stripped in (PROMPT, PROMPT_EXAMPLES, EXAMPLES):

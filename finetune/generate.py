@@ -6,7 +6,7 @@ import json
 import logging
 import os
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -149,8 +149,11 @@ def generate(
     registry: Registry,
     examples_dir: Path,
     progress: Callable[[int], None] | None = None,
+    others: Iterable[str] = (),
 ) -> GenerateResult:
     """The front door: ask the model in batches until ``n`` valid new rows are appended (or requests run out).
+    ``others``: the utterances of the other skills' files, refused too (the same words under two skills would
+    teach the router both).
 
     The file is rewritten atomically after every batch, so an interrupted run keeps what it had validated.
     """
@@ -169,7 +172,7 @@ def generate(
                             "OpenAI-compatible server")  # fmt: skip
     client = openai.OpenAI(base_url=options.base_url, api_key=key or "not-needed", max_retries=options.max_retries,
                            timeout=options.timeout_s)  # fmt: skip
-    seen = {utterance_key(e.text) for e in example_file.rows}
+    seen = {utterance_key(text) for text in [*(e.text for e in example_file.rows), *others]}
     result = GenerateResult(path)
     rng = random.Random(options.seed)
     limit = options.max_requests or 3 * -(-options.n // options.batch_size) + 2

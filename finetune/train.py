@@ -524,7 +524,7 @@ def train(options: TrainOptions, registry: Registry) -> TrainResult:
         "skills": {s.name: s.signature for s in registry},
         "examples_fingerprint": dataset_card.get("examples_fingerprint"),
         "dataset": {"train_rows": len(train_rows), "validation_rows": len(eval_set),
-                    "train_sha256": setup["data"]},  # fmt: skip
+                    "train_sha256": setup["data"], "seed": dataset_card.get("seed")},  # fmt: skip
         "span_starts": span_starts(train_rows, registry),
         "skill_words": skill_words(train_rows),
         "addressing": {"wake": options.wake, "share": options.address_share, "filler_share": options.filler_share},

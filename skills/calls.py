@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import ast
 import json
-import re
 import unicodedata
 import warnings
 from dataclasses import dataclass, field
@@ -133,13 +132,14 @@ def _preview(text: str, limit: int = 60) -> str:
     return repr(text if len(text) <= limit else text[: limit - 1] + "…")
 
 
-_EDGE = re.compile(r"^[\s\W_]+|[\s\W_]+$")
-
-
 def normalize_value(value: Any) -> Any:
-    """A value as call equality compares it: text trimmed of whitespace and edge punctuation, case folded."""
+    """A value as call equality compares it (DESIGN): text trimmed of whitespace and trailing punctuation, case
+    folded. Symbols and leading signs stay: "-5 times 3" is not "5 times 3", nor "C++" "C"."""
     if isinstance(value, str):
-        return " ".join(_EDGE.sub("", value).casefold().split())
+        text = value.rstrip()
+        while text and unicodedata.category(text[-1]).startswith("P"):
+            text = text[:-1].rstrip()
+        return " ".join(text.casefold().split())
     return value
 
 

@@ -141,10 +141,12 @@ def test_generate_appends_to_a_user_skill_file(tmp_path, stub):
     (folder / "greet.py").write_text(
         'from skills import skill\n\n@skill\ndef greet(name: str) -> str:\n    """Greet someone."""\n    return name\n'
     )
-    stub.routes["/v1/chat/completions"] = lambda request: _tool_response(_rows(("Say hi to Ada", 'greet(name="Ada")')))
+    said = _rows(("Say hi to Ada", 'greet(name="Ada")'), ("Thank you so much!", 'greet(name="you")'))
+    stub.routes["/v1/chat/completions"] = lambda request: _tool_response(said)
     result = runner.invoke(app, ["generate", "--skill", "greet", "-n", "1", "--base-url", f"{stub.url}/v1"])
     assert result.exit_code == 0, result.stderr
     assert "appended 1 row(s)" in result.stdout
+    assert "rejected: duplicate of an existing example" in result.stderr  # other_examples.txt has it already
     assert 'greet(name="Ada")' in (folder / "greet_examples.txt").read_text()
 
 
@@ -188,6 +190,9 @@ def test_eval_on_a_small_file(tmp_path):
     result = runner.invoke(app, ["eval", "--data", str(rows), "--no-base", "--out", str(tmp_path / "taken")])
     assert result.exit_code == 0 and "exact-call accuracy" in result.stdout  # the figures all the same
     assert f"confusion matrix: cannot write it to {tmp_path / 'taken'}" in result.stderr
+    (tmp_path / "empty.jsonl").write_text("")
+    result = runner.invoke(app, ["eval", "--data", str(tmp_path / "empty.jsonl"), "--no-base"])
+    assert result.exit_code == 1 and f"no rows to evaluate in {tmp_path / 'empty.jsonl'}" in result.stderr
 
 
 def test_listen_on_a_file_gives_one_row_per_spoken_command(tmp_path, monkeypatch):

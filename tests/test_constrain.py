@@ -55,6 +55,27 @@ def test_only_loaded_skills(registry, settings, tmp_path):
     assert CallAcceptor(registry, "say hi to Ada").state("greet(")[0] == NO
 
 
+def test_numbers_and_choices_as_the_registry_takes_them(registry, settings, tmp_path):
+    from skills import SkillContext, load_registry
+
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "volume.py").write_text(
+        "from typing import Literal\nfrom skills import skill\n\n@skill\ndef volume(level: Literal[1, 10], "
+        "steps: int = 1, gain: float = 1.0) -> str:\n    '''Set the volume.'''\n    return str(level)\n"
+    )
+    mine = load_registry(SkillContext(settings), folder)
+    acceptor = CallAcceptor(mine, "volume ten")
+    for text, status in [("volume(level=10)", COMPLETE), ("volume(level=1)", COMPLETE), ("volume(level=1", PARTIAL),
+                         ("volume(level=100)", NO), ("volume(level=10, steps=3)", COMPLETE),
+                         ("volume(level=1, steps=2.5)", NO), ("volume(level=1, steps=05)", NO),
+                         ("volume(level=1, steps=-2)", COMPLETE), ("volume(level=1, gain=2.5)", COMPLETE)]:  # fmt: skip
+        assert acceptor.state(text)[0] == status, text
+        if status == COMPLETE:
+            mine.parse(text)  # what the grammar lets through, the registry takes
+    assert acceptor.forced("volume(level=1") == ""  # 10 is still open: nothing is forced
+
+
 @pytest.mark.parametrize(
     ("utterance", "text", "rest"),
     [

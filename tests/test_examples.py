@@ -82,6 +82,8 @@ def _problems(tmp_path, registry, text, name="weather_examples.txt"):
 
 def test_a_good_file_has_no_problems(tmp_path, registry):
     assert _problems(tmp_path, registry, GOOD) == []
+    assert _problems(tmp_path / "bom", registry, "\ufeff" + GOOD) == []  # saved by a Windows editor
+    assert _problems(tmp_path / "crlf", registry, GOOD.replace("\n", "\r\n")) == []
 
 
 @pytest.mark.parametrize(
@@ -139,14 +141,15 @@ def test_write_is_atomic(tmp_path, monkeypatch):
 def test_write_then_read_is_lossless(tmp_path):
     original = ExampleFile(
         "notes", 'notes(action="[add|list]") notes.', [Example("Note: \"quotes\" ✓", 'notes(action="list")')],
-        [Example("Añade leche", 'notes(action="add", note="leche")')],
+        [Example("Añade leche", 'notes(action="add", note="leche")'),
+         Example("note lines\u2028apart", 'notes(action="add", note="lines\u2028apart")')],
     )
     path = write_example_file(original, tmp_path / "notes_examples.txt")
     again, problems = read_example_file(path)
     assert not problems
     assert (again.prompt, again.prompt_examples, again.examples) == (
         original.prompt, [Example(e.text, e.call, 6) for e in original.prompt_examples],
-        [Example(e.text, e.call, 11) for e in original.examples],
+        [Example(e.text, e.call, 11 + 3 * i) for i, e in enumerate(original.examples)],
     )  # fmt: skip
     assert again.render() == path.read_text()
 

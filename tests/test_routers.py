@@ -149,6 +149,11 @@ def test_corrupt_or_missing_router_files_name_the_file_and_the_fix(tmp_path):
     (copy / "router.gguf").unlink()
     with pytest.raises(ModelError, match=r"router.gguf is missing; rebuild it with `skillcall train`"):
         load_router(RouterOptions(router_dir=copy), registry)
+    card = json.loads((copy / "router.json").read_text())
+    (copy / "router.json").write_text(json.dumps({**card, "base": "HuggingFaceTB/SmolLM2-360M-Instruct",
+                                                  "files": {"adapter": "adapter", "gguf": None}}))  # fmt: skip
+    with pytest.raises(ModelError, match=r"no llama.cpp file .* router.kind = \"transformers\""):
+        load_router(RouterOptions(router_dir=copy), registry)
     (copy / "router.json").write_text("{not json")
     with pytest.raises(ModelError, match="router.json is unreadable"):
         load_router(RouterOptions(router_dir=copy), registry)
@@ -222,6 +227,7 @@ def test_transformers_router_with_the_shipped_adapter(registry):
     text = "I'm, uh, watching the cricket live from Brisbane, Australia, what's the time there?"
     assert str(router.route(text)) == 'timecheck(location="Brisbane, Australia")'
     assert str(router.route("weather in 東京 please")) == 'weather(location="東京")'  # characters split across tokens
+    assert str(router.route("weather in\tnew   york")) == 'weather(location="new york")'  # spans of the prompt's text
     router.options.max_tokens = 4
     result = router.route_result(text)
     assert result.call == SkillCall("other") and "no complete call within 4 tokens" in result.reason

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import random
 import re
 
 import pytest
 
-from finetune.base import DEFAULT_BASE, load_base, resolve_gguf
+from finetune.base import DEFAULT_BASE, converted_dir, load_base, resolve_gguf
 from finetune.dataset import DatasetOptions, build_dataset
 from finetune.examples import EXAMPLES_DIR, load_examples
 from finetune.prompts import load_template
@@ -49,6 +50,17 @@ def llama_vocab():
     from llama_cpp import Llama
 
     return Llama(model_path=str(resolve_gguf(DEFAULT_BASE)), vocab_only=True, verbose=False)
+
+
+def test_the_converted_base_is_cached_per_file_not_per_name(tmp_path):
+    first, second = tmp_path / "a" / "model.gguf", tmp_path / "b" / "model.gguf"
+    for path, content in ((first, b"GGUF one"), (second, b"GGUF two")):  # two fine-tunes, one name, one size
+        path.parent.mkdir()
+        path.write_bytes(content)
+    assert converted_dir(first) != converted_dir(second) and converted_dir(first) == converted_dir(first)
+    before = converted_dir(first)
+    os.utime(first, ns=(1, 1))  # replaced in place
+    assert converted_dir(first) != before and converted_dir(first).name.startswith("model-")
 
 
 @pytest.mark.parametrize(
@@ -246,7 +258,7 @@ def test_a_filler_in_front_keeps_the_call_and_the_rows_style(data, registry_modu
 @pytest.fixture(scope="module")
 def data(tmp_path_factory, registry_module):
     out = tmp_path_factory.mktemp("data")
-    build_dataset(load_examples([EXAMPLES_DIR], registry_module), DatasetOptions(out))
+    build_dataset(load_examples([EXAMPLES_DIR], registry_module), DatasetOptions(out, seed=2))
     return out
 
 
@@ -280,6 +292,7 @@ def test_a_short_run_writes_the_whole_router(trained, registry_module):
     assert card["training"]["device"] == "cpu" or card["training"]["device"].startswith("cuda: ")
     assert len(card["examples_fingerprint"]) == 64
     assert card["training"]["steps"] == 3 and card["dataset"]["train_rows"] == 20
+    assert card["dataset"]["seed"] == 2  # `skillcall eval` tests on that seed's test split
     assert 0 <= card["metrics"]["validation_call_accuracy"] <= 1
     evals = [h for h in result.history if "validation_loss" in h]
     assert [h["step"] for h in evals] == [2, 3]
