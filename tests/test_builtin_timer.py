@@ -32,3 +32,5 @@ def test_cancel_stops_running_timers(registry, notified):
 def test_unreadable_duration_fails_clearly(registry):
     result = registry.dispatch(registry.parse('timer(duration="a while")'))
     assert not result.ok and "couldn't read a duration in 'a while'" in result.text
+    result = registry.dispatch(registry.parse('timer(duration="a billion hours")'))  # past what a thread can wait
+    assert not result.ok and "longer than a timer runs (up to a week)" in result.text

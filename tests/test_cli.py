@@ -48,6 +48,13 @@ def test_bad_calls_exit_1_with_one_line(call, message):
     assert "Traceback" not in result.stderr
 
 
+def test_a_timer_set_from_the_command_line_fires_before_it_exits():
+    result = runner.invoke(app, ["call", 'timer(duration="1 second")'])
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == "Timer set for 1 second.\nYour 1 second timer is done.\n"
+    assert "waiting for the timer (Ctrl-C cancels)" in result.stderr
+
+
 def test_notes_round_trip_through_the_cli():
     assert runner.invoke(app, ["call", 'notes(action="add", note="water the plants")']).stdout == "Noted: water the plants.\n"
     assert "1. water the plants." in runner.invoke(app, ["call", 'notes(action="list")']).stdout

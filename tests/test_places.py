@@ -40,6 +40,9 @@ def test_places_resolve_to_zones(place, name, zone):
         ("canary islands", "Atlantic/Canary"), ("Lord Howe Island", "Australia/Lord_Howe"), ("Maui", "Pacific/Honolulu"),
         ("netherlands", "Europe/Amsterdam"), ("the Netherlands", "Europe/Amsterdam"),  # GeoNames: "The Netherlands"
         ("the Bahamas", "America/Nassau"),  # but "Bahamas"
+        ("India", "Asia/Kolkata"), ("Armenia", "Asia/Yerevan"), ("Chile", "America/Santiago"),  # not a town so named
+        ("Ireland", "Europe/Dublin"), ("Holland", "Europe/Amsterdam"), ("Singapore", "Asia/Singapore"),
+        ("Perth, Scotland", "Europe/London"), ("perth scotland", "Europe/London"), ("Perth", "Australia/Perth"),
     ],
 )  # fmt: skip
 def test_trailing_countries_states_and_regions(place, zone):
@@ -49,3 +52,5 @@ def test_trailing_countries_states_and_regions(place, zone):
 def test_unknown_places_fail_clearly():
     with pytest.raises(SkillFailed, match="I don't know where Xyzzyville is"):
         resolve("Xyzzyville")
+    with pytest.raises(SkillFailed, match="I don't know a place called Victoria in Australia"):
+        resolve("Victoria, Australia")  # not Victoria in Hong Kong or Canada

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import threading
 
-from skills import SkillContext, skill
+from skills import SkillContext, SkillFailed, skill
 from skills.spoken import parse_duration, say_duration
 
 _lock = threading.Lock()
 _running: dict[int, threading.Timer] = {}
+LONGEST_S = 7 * 24 * 3600
 
 
 @skill
@@ -16,6 +17,8 @@ def timer(duration: str, context: SkillContext) -> str:
     """Start a countdown timer for a spoken duration ("5 minutes", "an hour and a half")."""
     seconds = parse_duration(duration)
     said = say_duration(seconds)
+    if seconds > LONGEST_S:
+        raise SkillFailed(f"{said} is longer than a timer runs (up to a week); use a calendar for that")
 
     def fire() -> None:
         with _lock:
@@ -24,7 +27,7 @@ def timer(duration: str, context: SkillContext) -> str:
 
     countdown = threading.Timer(seconds, fire)
     countdown.daemon = True
-    countdown.name = f"timer-{said}"
+    countdown.name = f"timer-{said}"  # `skillcall call` and `run` wait for threads so named
     with _lock:
         _running[id(countdown)] = countdown
     countdown.start()
