@@ -113,6 +113,9 @@ def parse_duration(text: str) -> float:
             number = read_number(tokens, i)
             if number:
                 amount, i = number
+                below = read_number(tokens, i + 1) if tokens[i : i + 1] == ["/"] else None
+                if below and below[0]:  # "1/2 hour"
+                    amount, i = amount / below[0], below[1]
         if amount is None:
             i += 1
             continue

@@ -77,3 +77,18 @@ def test_hidden_entries_are_not_opened(registry, apps):
 def test_no_apps_at_all(registry):
     result = registry.dispatch(registry.parse('runapp(program="firefox")'))
     assert not result.ok and "skills.runapp.app_dirs" in result.text
+
+
+def test_a_terminal_program_opens_in_a_terminal(registry, apps, tmp_path, monkeypatch):
+    (tmp_path / "applications" / "htop.desktop").write_text(
+        "[Desktop Entry]\nType=Application\nName=Htop\nExec=htop\nTerminal=true\n")
+    monkeypatch.setenv("PATH", str(tmp_path / "bin"))  # no terminal program at all
+    result = registry.dispatch(registry.parse('runapp(program="htop")'))
+    assert not result.ok and "runs in a terminal, and I found no terminal program" in result.text
+    (tmp_path / "bin").mkdir()
+    xterm = tmp_path / "bin" / "xterm"  # a terminal that notes what it was asked to run
+    xterm.write_text(f'#!/bin/sh\necho "$@" > {apps}.tmp && /bin/mv {apps}.tmp {apps}-xterm\n')  # whole at once
+    xterm.chmod(0o755)
+    result = registry.dispatch(registry.parse('runapp(program="htop")'))
+    assert result.ok and result.text == "Opening Htop."
+    assert _launched(apps, "xterm") and (tmp_path / "launched-xterm").read_text() == "-e htop\n"

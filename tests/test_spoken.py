@@ -26,7 +26,7 @@ def test_read_number(text, value):
         ("three quarters of an hour", 2700), ("two hours, 30 minutes and 15 seconds", 9015), ("10-minute", 600),
         ("a couple of minutes", 120), ("45 secs", 45), ("twenty five minutes", 1500),
         ("an hour and a quarter", 4500), ("two hours and a half", 9000), ("3 minutes 30", 210),
-        ("four minutes thirty", 270), ("1 hour 10 minute", 4200), ("an hour and 10", 4200),
+        ("four minutes thirty", 270), ("1 hour 10 minute", 4200), ("an hour and 10", 4200), ("1/2 hour", 1800),
     ],
 )  # fmt: skip
 def test_parse_duration(text, seconds):

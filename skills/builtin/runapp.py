@@ -23,6 +23,9 @@ logger = logging.getLogger(__name__)
 SHELL_CHARACTERS = set(";|&$`<>(){}[]\\\n\r*?!'\"")
 _FILLER = {"the", "app", "application", "program", "my", "a"}
 _FIELD_CODE = re.compile(r"%[fFuUdDnNickvm]")
+TERMINALS = (("x-terminal-emulator", "-e"), ("gnome-terminal", "--"), ("konsole", "-e"), ("xfce4-terminal", "-x"),
+             ("alacritty", "-e"), ("kitty",), ("xterm", "-e"))  # fmt: skip
+"""How to run a program in a terminal window, first installed wins (an entry with ``Terminal=true``: htop)."""
 
 
 @dataclass(frozen=True)
@@ -31,6 +34,7 @@ class App:
     argv: tuple[str, ...]
     aliases: tuple[str, ...]
     source: Path
+    terminal: bool = False
 
 
 def _normal(text: str) -> str:
@@ -71,7 +75,8 @@ def _desktop_entry(path: Path) -> App | None:
     aliases += [k for k in entry.get("Keywords", "").split(";")]
     if "TerminalEmulator" in entry.get("Categories", ""):
         aliases.append("terminal")
-    return App(entry["Name"], tuple(argv), tuple(a for a in {_normal(a) for a in aliases} if a), path)
+    return App(entry["Name"], tuple(argv), tuple(a for a in {_normal(a) for a in aliases} if a), path,
+               entry.get("Terminal") == "true")  # fmt: skip
 
 
 def installed_apps(dirs: list[Path]) -> list[App]:
@@ -117,12 +122,18 @@ def runapp(program: str, context: SkillContext) -> str:
     """Open an installed desktop application by name."""
     settings = context.settings.runapp
     app = resolve(program, installed_apps(app_dirs(settings.app_dirs)), settings.min_score)
+    argv = list(app.argv)
+    if app.terminal:  # it has no window of its own
+        prefix = next((list(t) for t in TERMINALS if shutil.which(t[0])), None)
+        if prefix is None:
+            raise SkillFailed(f"{app.name} runs in a terminal, and I found no terminal program to open it in.")
+        argv = prefix + argv
     try:
         subprocess.Popen(  # an argument list, never a shell
-            list(app.argv), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             start_new_session=True,
         )
     except OSError as exc:
         raise SkillFailed(f"I found {app.name} but couldn't start it ({exc.strerror or exc}).") from exc
-    logger.info("launched %s: %s", app.name, app.argv)
+    logger.info("launched %s: %s", app.name, argv)
     return f"Opening {app.name}."
