@@ -22,7 +22,7 @@ PLACES = {
 @pytest.fixture
 def weather_server(stub, settings):
     def search(request):
-        results = PLACES.get(request.query["name"])
+        results = {k.casefold(): v for k, v in PLACES.items()}.get(request.query["name"].casefold())  # as Open-Meteo
         return json_response({"results": results} if results else {"generationtime_ms": 0.1})
 
     def forecast(request):
@@ -52,6 +52,16 @@ def test_a_qualifier_after_a_comma_picks_the_place(registry, weather_server):
     result = registry.dispatch(registry.parse('weather(location="Paris, Texas")'))
     assert result.ok and "United States it's 31°C" in result.text
     assert weather_server.requests[0].query["name"] == "Paris"
+    result = registry.dispatch(registry.parse('weather(location="Paris, Tennessee")'))  # not the one in France
+    assert not result.ok and result.text == "I don't know a place called Paris in Tennessee."
+    assert "France it's" in registry.dispatch(registry.parse('weather(location="Paris, France")')).text
+    assert "In Berlin" in registry.dispatch(registry.parse('weather(location="Berlin, Germany")')).text
+
+
+def test_a_qualifier_without_a_comma_as_speech_is_written(registry, weather_server):
+    result = registry.dispatch(registry.parse('weather(location="paris texas")'))
+    assert result.ok and "United States it's 31°C" in result.text
+    assert [r.query["name"] for r in weather_server.requests if "name" in r.query] == ["paris texas", "paris"]
 
 
 def test_home_location_is_used_without_one(registry, weather_server, settings):

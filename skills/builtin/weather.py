@@ -31,14 +31,23 @@ def _get(client: httpx.Client, url: str, params: dict, what: str) -> dict:
         ) from exc
 
 
-def _pick(results: list[dict], qualifier: str) -> dict:
-    """The first result, or the first whose country or region matches what followed a comma ("Paris, Texas")."""
+_COUNTRY_WORDS = {"uk": "gb", "britain": "gb", "england": "gb", "scotland": "gb", "wales": "gb", "usa": "us",
+                  "america": "us"}  # fmt: skip
+"""Country names people say that the place search does not write."""
+
+
+def _pick(results: list[dict], qualifier: str) -> dict | None:
+    """The first result, or with a qualifier ("Paris, Texas") the first whose country or region matches it; None
+    when none does: never a namesake elsewhere."""
     wanted = qualifier.casefold()
+    if not wanted:
+        return results[0]
     for place in results:
-        fields = (place.get(key, "") or "" for key in ("country", "admin1", "admin2", "country_code"))
-        if wanted and any(wanted == f.casefold() or wanted in f.casefold() for f in fields if f):
+        fields = [place.get(key, "") or "" for key in ("country", "admin1", "admin2", "country_code")]
+        if any(wanted == f.casefold() or wanted in f.casefold() for f in fields if f) or \
+                _COUNTRY_WORDS.get(wanted) == (place.get("country_code") or "").casefold():
             return place
-    return results[0]
+    return None
 
 
 @skill
@@ -48,15 +57,24 @@ def weather(context: SkillContext, location: str | None = None) -> str:
     place_name = (location or settings.home_location or "").strip()
     if not place_name:
         raise SkillFailed("Where? No home location is set: set skills.home_location in the config, or name a place.")
-    name, _, qualifier = (part.strip() for part in place_name.partition(","))
+    name, comma, qualifier = (part.strip() for part in place_name.partition(","))
+    # "paris texas", as speech is written: the search knows single names only, so the last words may qualify
+    words = name.split()
+    tries = [(name, qualifier)] if comma else [(" ".join(words[:cut]), " ".join(words[cut:])) for cut in
+                                               (len(words), -1, -2)]  # fmt: skip
     imperial = settings.weather.units == "imperial"
+    place = None
     with httpx.Client(timeout=settings.http_timeout_s) as client:
-        found = _get(client, settings.weather.geocoding_url,
-                     {"name": name, "count": 10, "language": "en", "format": "json"}, "place search")
-        results = found.get("results") or []
-        if not results:
-            raise SkillFailed(f"I don't know a place called {place_name}.")
-        place = _pick(results, qualifier)
+        for name, qualifier in (t for t in tries if t[0]):
+            found = _get(client, settings.weather.geocoding_url,
+                         {"name": name, "count": 10, "language": "en", "format": "json"}, "place search")
+            results = found.get("results") or []
+            place = _pick(results, qualifier) if results else None
+            if place or (results and comma):
+                break
+        if place is None:
+            where = f" in {qualifier}" if comma and results else ""
+            raise SkillFailed(f"I don't know a place called {name if where else place_name}{where}.")
         params = {
             "latitude": place["latitude"], "longitude": place["longitude"], "timezone": "auto",
             "current": "temperature_2m,apparent_temperature,weather_code,wind_speed_10m",
