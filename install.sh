@@ -5,8 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 # espeak-ng: spoken replies and the test WAVs; sox: audio checks; libportaudio2: the microphone (sounddevice);
-# libsndfile1: WAV/FLAC input; alsa-utils: the virtual-microphone test.
-packages=(espeak-ng sox libportaudio2 libsndfile1 alsa-utils)
+# libsndfile1: WAV/FLAC input; alsa-utils: the virtual-microphone test; python3-venv: .venv; build-essential and
+# cmake: llama-cpp-python compiles from source.
+packages=(espeak-ng sox libportaudio2 libsndfile1 alsa-utils python3-venv build-essential cmake)
 if command -v apt-get >/dev/null 2>&1; then
     missing=()
     for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done

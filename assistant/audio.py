@@ -9,6 +9,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -37,6 +38,20 @@ class AudioOptions(BaseModel):
     def _index(cls, device: str | int | None) -> str | int | None:
         """Digits are an index, as `skillcall devices` prints it, however given ("3" in TOML or a variable)."""
         return int(device) if isinstance(device, str) and device.strip().isdigit() else device
+
+
+def mono_float(audio: np.ndarray) -> np.ndarray:
+    """Audio as the segmenter and Whisper take it: 1-D float32 in [-1, 1]. Multi-channel or integer samples are an
+    ``AudioError`` (they would be heard as noise); a NaN or infinite sample (a driver glitch) becomes silence or
+    full scale, so it cannot deafen the VAD's carried state."""
+    audio = np.asarray(audio)
+    if audio.ndim != 1:
+        raise AudioError(f"expected 1-D mono audio, got shape {audio.shape}; mix down first, e.g. audio.mean(axis=1)")
+    if not np.issubdtype(audio.dtype, np.floating):
+        raise AudioError(f"expected float samples in [-1, 1], got {audio.dtype}; convert int16 audio with "
+                         "audio.astype(np.float32) / 32768")  # fmt: skip
+    audio = audio.astype(np.float32, copy=False)
+    return audio if np.isfinite(audio).all() else np.nan_to_num(audio, nan=0.0, posinf=1.0, neginf=-1.0)
 
 
 def read_audio(path: Path) -> np.ndarray:
@@ -85,6 +100,20 @@ def list_devices() -> list[dict]:
             for i, d in enumerate(devices) if d["max_input_channels"] > 0]  # fmt: skip
 
 
+def _check_settings(sd: Any, device: str | int | None) -> None:
+    """An input that exists but cannot record 16 kHz mono (an ALSA ``hw:`` device fixed at 48 kHz) is an
+    ``AudioError`` at once: retrying would never help. A missing input is left to the retries."""
+    try:
+        name = sd.query_devices(device, "input")["name"]
+    except (sd.PortAudioError, ValueError):
+        return
+    try:
+        sd.check_input_settings(device=device, channels=1, dtype="float32", samplerate=SAMPLE_RATE)
+    except (sd.PortAudioError, ValueError) as exc:
+        raise AudioError(f"the microphone {name!r} cannot record {SAMPLE_RATE} Hz mono ({exc}); choose another "
+                         "input from `skillcall devices` (the system default resamples)") from None  # fmt: skip
+
+
 def microphone_chunks(
     options: AudioOptions, stop: threading.Event, mute: threading.Event | None = None
 ) -> Iterator[np.ndarray]:
@@ -94,25 +123,30 @@ def microphone_chunks(
     sd = _sounddevice()
     delay = 1.0
     while not stop.is_set():
+        _check_settings(sd, options.device)
         chunks: queue.Queue = queue.Queue(maxsize=500)
         failed = threading.Event()
+        lost = {"overflow": 0, "backlog": 0}  # counted in the real-time callback, logged by the reader
 
-        def callback(indata, frames, when, status, chunks: queue.Queue = chunks) -> None:
+        def callback(indata, frames, when, status, chunks: queue.Queue = chunks, lost: dict = lost) -> None:
             if status.input_overflow:
-                logger.warning("audio input overflow: the machine is too busy, some audio was lost")
+                lost["overflow"] += 1
             if mute is not None and mute.is_set():
                 return
             try:
                 chunks.put_nowait(indata[:, 0].copy())
             except queue.Full:
-                pass
+                lost["backlog"] += 1
 
+        stream = None
         try:
             stream = sd.InputStream(samplerate=SAMPLE_RATE, channels=1, dtype="float32", blocksize=CHUNK,
                                     device=options.device, callback=callback,
                                     finished_callback=failed.set)  # fmt: skip
             stream.start()
         except (sd.PortAudioError, ValueError) as exc:
+            if stream is not None:
+                stream.close()  # a device only one program may hold stays free for the retry
             logger.error("cannot open the microphone %s (%s); retrying in %.0f s. `skillcall devices` lists the "
                          "inputs; set daemon.audio.device to one", "(default)" if options.device is None else
                          repr(options.device), exc, delay)  # fmt: skip
@@ -122,7 +156,13 @@ def microphone_chunks(
         delay = 1.0
         logger.info("listening on %s", stream.device)
         with stream:
+            reported = dict(lost)
             while not stop.is_set():
+                if lost != reported:
+                    logger.warning("audio lost: %d block(s) to input overflow (the machine is too busy), %d while "
+                                   "a turn was handled", lost["overflow"] - reported["overflow"],
+                                   lost["backlog"] - reported["backlog"])  # fmt: skip
+                    reported = dict(lost)
                 try:
                     yield chunks.get(timeout=0.5)
                 except queue.Empty:

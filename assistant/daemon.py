@@ -68,6 +68,7 @@ class Daemon:
         self.pending: tuple[SkillCall, float] | None = None
         self._speech_lock = threading.Lock()
         self._heard_while_speaking = threading.Event()  # set by _say, maybe on a timer's thread; run() resets
+        self.clock: Callable[[], float] = time.monotonic  # what the follow-up and confirmation windows count in
 
     # -- audio -------------------------------------------------------------------------------------------------
     def run(self, chunks: Iterable[np.ndarray], stop: threading.Event | None = None) -> int:
@@ -99,7 +100,7 @@ class Daemon:
     def handle(self, utterance: Utterance) -> Turn:
         """Transcribe, wake, route, confirm, dispatch, reply and log one utterance. A stage that fails (the
         transcriber, the router) fails this turn only: it is logged with the reason, and the daemon listens on."""
-        heard_at = time.monotonic()
+        heard_at = self.clock()
         turn = Turn(text="", audio_s=round(len(utterance.audio) / 16_000, 3), start_s=round(utterance.start_s, 3),
                     vad_ms=round(1000 * (utterance.detected_s - utterance.speech_end_s), 1))  # fmt: skip
         try:
@@ -124,28 +125,28 @@ class Daemon:
         if self.pending and self._answer_confirmation(woken.command, turn, heard_at):
             return self._log(turn, heard_at)
         if not woken.command.strip():
-            self.follow_up_until = heard_at + self.options.wake.follow_up_s
             turn.skipped = "wake phrase only"
             turn.reply = "Yes?"
             self._say(turn.reply)
+            self.follow_up_until = self.clock() + self.options.wake.follow_up_s
             return self._log(turn, heard_at)
         started = time.perf_counter()
         call = self.router.route(woken.command)
         turn.route_ms = round(1000 * (time.perf_counter() - started), 1)
         turn.call = str(call)
-        if woken.by_phrase or self.use_wake:
-            self.follow_up_until = time.monotonic() + self.options.wake.follow_up_s
         if call.name == "other":
             turn.skipped = "not a request"
         elif self.dry_run:
             turn.skipped = "dry run"
         elif self._needs_confirmation(call):
-            self.pending = (call, time.monotonic() + self.options.confirm_window_s)
             turn.skipped = "awaiting confirmation"
             turn.reply = f"Shall I run {call}? Say yes to confirm."
             self._say(turn.reply)
+            self.pending = (call, self.clock() + self.options.confirm_window_s)  # from the end of the question
         else:
             self._dispatch(call, turn)
+        if woken.by_phrase or call.name != "other":  # talk around it (the TV) never holds the window open
+            self.follow_up_until = self.clock() + self.options.wake.follow_up_s  # from the end of the reply
         return self._log(turn, heard_at)
 
     def _needs_confirmation(self, call: SkillCall) -> bool:

@@ -27,6 +27,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from finetune.base import ModelError
 
+from .audio import mono_float
+
 logger = logging.getLogger(__name__)
 
 SAMPLE_RATE = 16_000
@@ -85,10 +87,10 @@ class Transcriber:
     options: TranscriberOptions
 
     def transcribe(self, audio: np.ndarray) -> Transcript:
-        audio = np.asarray(audio, dtype=np.float32).reshape(-1)
+        audio = mono_float(audio)
         started = time.perf_counter()
-        if audio.size < SAMPLE_RATE // 10 or not np.isfinite(audio).all():
-            return Transcript("", self.options.language, 0.0, audio.size / SAMPLE_RATE, "too short or not audio")
+        if audio.size < SAMPLE_RATE // 10:
+            return Transcript("", self.options.language, 0.0, audio.size / SAMPLE_RATE, "too short")
         text, language, dropped = self._transcribe(np.clip(audio, -1.0, 1.0))
         text = " ".join(text.split())
         if not dropped and _normal(text) in {_normal(p) for p in self.options.drop_phrases}:

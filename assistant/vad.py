@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from finetune.base import ModelError
 
-from .audio import AudioError  # one AudioError for the package: the segmenter raises it for audio it cannot take
+from .audio import AudioError, mono_float  # one AudioError for the package
 
 logger = logging.getLogger(__name__)
 
@@ -199,7 +199,7 @@ class Segmenter:
 
     def feed(self, chunk: np.ndarray) -> list[Utterance]:
         """Take the next chunk (float32 16 kHz mono, any length); return the utterances it completed."""
-        chunk = _check_chunk(chunk)
+        chunk = mono_float(chunk)
         if len(self._pending):
             chunk = np.concatenate([self._pending, chunk])
         done: list[Utterance] = []
@@ -329,18 +329,6 @@ class Segmenter:
         return utterance
 
 
-def _check_chunk(chunk: np.ndarray) -> np.ndarray:
-    chunk = np.asarray(chunk)
-    if chunk.ndim != 1:
-        raise AudioError(
-            f"the VAD takes 1-D mono chunks, got shape {chunk.shape}; mix down first, e.g. chunk.mean(axis=1)"
-        )
-    if not np.issubdtype(chunk.dtype, np.floating):
-        raise AudioError(
-            f"the VAD takes float samples in [-1, 1], got {chunk.dtype}; "
-            "convert int16 audio with chunk.astype(np.float32) / 32768"
-        )
-    return chunk.astype(np.float32, copy=False)
 
 
 def segment(

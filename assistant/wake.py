@@ -44,7 +44,7 @@ def check_wake(text: str, options: WakeOptions, in_follow_up: bool) -> Woken | N
     size = len(options.phrase.split())
     for start in range(len(words) - size + 1):  # the phrase, after at most a few lead words ("hey", "um")
         heard = " ".join(w for w, _ in words[start : start + size])
-        if max(fuzz.ratio(heard, name) for name in names) >= options.min_score:
+        if any(heard[:1] == name[:1] and fuzz.ratio(heard, name) >= options.min_score for name in names):  # not lotto
             return Woken(text[words[start + size - 1][1] :].lstrip(" ,.!?:;-"), True)
         if words[start][0] not in _LEAD:
             break

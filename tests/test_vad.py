@@ -206,6 +206,13 @@ def test_integer_chunk_is_an_audio_error():
         Segmenter(VadOptions(backend="webrtc")).feed(np.zeros(1600, dtype=np.int16))
 
 
+def test_a_nan_sample_does_not_deafen_the_vad(clips, backend):
+    glitch = _silence(0.5)
+    glitch[100], glitch[200] = np.nan, np.inf  # a driver glitch before the speech
+    found = _run(np.concatenate([glitch, clips[0], _silence(1.5)]), backend=backend)
+    assert len(found) == 1 and np.isfinite(found[0].audio).all()
+
+
 @pytest.mark.parametrize(
     "bad",
     [

@@ -20,7 +20,8 @@ def test_the_phrase_wakes_and_carries_the_command(text, command):
     assert woken is not None and woken.by_phrase and woken.command == command
 
 
-@pytest.mark.parametrize("text", ["What's the weather in Oslo?", "Auto-renewal is off", "Ottoman history is fun"])
+@pytest.mark.parametrize("text", ["What's the weather in Oslo?", "Auto-renewal is off", "Ottoman history is fun",
+                                  "Motto of the day", "Lotto numbers tonight", "Hotter than ever"])  # fmt: skip
 def test_other_speech_does_not_wake(text):
     assert check_wake(text, OPTIONS, in_follow_up=False) is None
 
