@@ -42,6 +42,8 @@ def lora_pairs(state_dict: dict, n_head: int, n_head_kv: int) -> dict[str, tuple
     found: dict[tuple[int, str], dict[str, np.ndarray]] = {}
     for key, tensor in state_dict.items():
         match = _LORA_KEY.search(key)
+        if not match and "lora_" in key:  # a LoRA llama.cpp would not get: its router would differ from the trained
+            raise ModelError(f"cannot export the LoRA weight {key}; target only {', '.join(GGUF_NAMES)}")
         if match:
             layer, module, side = int(match[1]), match[2], match[3]
             if module not in GGUF_NAMES:

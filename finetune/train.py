@@ -338,6 +338,16 @@ def _init_weights(options: TrainOptions) -> dict[str, Any]:
     return load_peft_weights(str(adapter), device="cpu")
 
 
+def _llama_architecture(gguf_file: Path) -> bool:
+    """Whether the GGUF is a llama-architecture model: the export permutes q/k as llama.cpp stores them for it."""
+    import gguf
+
+    try:
+        return gguf.GGUFReader(gguf_file).fields["general.architecture"].contents() == "llama"
+    except (OSError, ValueError, KeyError, IndexError, AssertionError) as exc:
+        raise TrainError(f"{gguf_file} is not a readable GGUF ({type(exc).__name__}: {exc})") from None
+
+
 def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -361,13 +371,16 @@ def train(options: TrainOptions, registry: Registry) -> TrainResult:
         raise TrainError("--4bit (QLoRA) needs a CUDA GPU and bitsandbytes; train in full precision on a CPU")
     init_weights = _init_weights(options) if options.init else None
     gguf_base = resolve_gguf(options.base)
-    if options.export and gguf_base is None:
-        logger.warning("the base is not a GGUF: the llama.cpp export is skipped; serve with the transformers router")
+    export = options.export and gguf_base is not None and _llama_architecture(gguf_base)
+    if options.export and not export:
+        logger.warning("the base is not a llama-architecture GGUF (the bundled SmolLM2, Llama, Mistral): the llama.cpp "
+                       "export is skipped; serve with the transformers router")  # fmt: skip
     torch.manual_seed(options.seed)
     random.seed(options.seed)
     if options.threads:
         torch.set_num_threads(options.threads)
-    accelerator = Accelerator()
+    accelerator = Accelerator(step_scheduler_with_optimizer=False)  # else it steps once per process: the schedule
+    # counts global batches already
     started = time.perf_counter()
 
     quantization = None
@@ -416,7 +429,10 @@ def train(options: TrainOptions, registry: Registry) -> TrainResult:
              "batch_size": options.batch_size, "seed": options.seed, "lora": options.lora.model_dump(),
              "data": _sha256(options.data / "train.jsonl"), "max_train_rows": options.max_train_rows,
              "batching": "length-grouped", "wake": options.wake, "address_share": options.address_share,
-             "filler_share": options.filler_share, "init": str(options.init) if options.init else None}  # fmt: skip
+             "filler_share": options.filler_share, "init": str(options.init) if options.init else None,
+             "learning_rate": options.learning_rate, "warmup_ratio": options.warmup_ratio,
+             "weight_decay": options.weight_decay, "precision": precision, "max_eval_rows": options.max_eval_rows,
+             "validation": _sha256(options.data / "validation.jsonl")}  # fmt: skip
     if options.resume and (checkpoint / "state.json").exists():
         state = json.loads((checkpoint / "state.json").read_text())
         changed = [key for key in setup if state.get("setup", {}).get(key) != setup[key]]
@@ -464,7 +480,9 @@ def train(options: TrainOptions, registry: Registry) -> TrainResult:
                 train_set = [encode_row(tokenizer, template, skills, r["text"], r["call"]) for r in rows]
             lengths = [len(row.input_ids) for row in train_set]
             batches_epoch, batches = epoch, batch_order(lengths, global_batch, options.seed * 1000 + epoch)
-        batch_rows = [train_set[i] for i in batches[index][accelerator.process_index :: shards]]
+        share = batches[index][accelerator.process_index :: shards] or \
+            [batches[index][accelerator.process_index % len(batches[index])]]  # a last batch smaller than the shards
+        batch_rows = [train_set[i] for i in share]
         batch = {k: v.to(accelerator.device) for k, v in collate(batch_rows, pad_id).items()}
         with autocast(model, accelerator.device.type, precision):
             loss = call_loss(model, batch)
@@ -509,7 +527,7 @@ def train(options: TrainOptions, registry: Registry) -> TrainResult:
             parameter.data = parameter.data.half()  # a 3.7 MB adapter instead of 7.4; fp16 keeps the deltas
     final.save_pretrained(out / ADAPTER_DIR)
     (out / ADAPTER_DIR / "README.md").unlink(missing_ok=True)  # peft's empty model-card template
-    if options.export and gguf_base is not None:
+    if export:
         from .export import write_adapter_gguf
 
         config = final.base_model.model.config
@@ -536,7 +554,7 @@ def train(options: TrainOptions, registry: Registry) -> TrainResult:
                      "precision": precision, "seed": options.seed, "init": setup["init"]},  # fmt: skip
         "metrics": {"best_step": best["step"], "validation_loss": round(best["loss"], 5),
                     "validation_call_accuracy": round(best["call_accuracy"], 4)},  # fmt: skip
-        "files": {"adapter": ADAPTER_DIR, "gguf": ADAPTER_GGUF if options.export and gguf_base else None},
+        "files": {"adapter": ADAPTER_DIR, "gguf": ADAPTER_GGUF if export else None},
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
     (out / ROUTER_CARD).write_text(json.dumps(card, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")

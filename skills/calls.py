@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import json
+import math
 import unicodedata
 import warnings
 from dataclasses import dataclass, field
@@ -94,6 +95,20 @@ def read_call(text: str | bytes) -> RawCall:
 
 
 def _literal(skill: str, where: str, node: ast.expr) -> Any:
+    """A literal argument that the canonical form can write back: no infinity or NaN (``1e309``), no text that
+    is not UTF-8 (a lone surrogate)."""
+    value = _literal_value(skill, where, node)
+    if isinstance(value, float) and not math.isfinite(value):
+        raise CallError(f"{skill}: {where} is not a finite number")
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise CallError(f"{skill}: {where} holds a character that is not text (a lone surrogate)") from None
+    return value
+
+
+def _literal_value(skill: str, where: str, node: ast.expr) -> Any:
     if isinstance(node, ast.Constant) and (node.value is None or isinstance(node.value, (str, bool, int, float))):
         return node.value
     if (

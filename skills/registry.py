@@ -106,6 +106,10 @@ def skill(
     parameters whose values are not copied from the utterance.
     """
 
+    if timeout_s is not None and (isinstance(timeout_s, bool) or not isinstance(timeout_s, (int, float))
+                                  or not timeout_s > 0):  # fmt: skip
+        raise SkillDefinitionError(f"@skill(timeout_s={timeout_s!r}): give a number of seconds above 0")
+
     def mark(fn: Callable[..., Any]) -> Callable[..., Any]:
         fn.__skill__ = _build_skill(fn, risky=risky, timeout_s=timeout_s, not_spans=not_spans)  # type: ignore[attr-defined]
         return fn
@@ -117,6 +121,9 @@ def _build_skill(fn: Callable[..., Any], *, risky: bool, timeout_s: float | None
     name = fn.__name__
     if not name.isidentifier() or name.startswith("_"):
         raise SkillDefinitionError(f"skill name {name!r} must be a public Python identifier")
+    if inspect.iscoroutinefunction(fn) or inspect.isgeneratorfunction(fn) or inspect.isasyncgenfunction(fn):
+        raise SkillDefinitionError(f"skill {name} must be a plain function that returns its reply (not async, "
+                                   "not a generator)")  # fmt: skip
     doc = inspect.getdoc(fn)
     if not doc:
         raise SkillDefinitionError(f"skill {name} has no docstring; its first line is the description the router sees")
@@ -134,6 +141,10 @@ def _build_skill(fn: Callable[..., Any], *, risky: bool, timeout_s: float | None
         if hints[p.name] is SkillContext:
             context_parameter = p.name
             continue
+        if not _callable_type(hints[p.name]):
+            raise SkillDefinitionError(f"skill {name}: parameter {p.name} is {_type_name(hints[p.name])}; a call "
+                                       "carries text, numbers, True/False or a Literal of those (each may be "
+                                       "| None)")  # fmt: skip
         span = _is_text(hints[p.name]) and p.name not in not_spans
         params.append(Parameter(p.name, hints[p.name], p.default, span=span))
     unknown = set(not_spans) - {p.name for p in params}
@@ -217,9 +228,9 @@ class Registry:
             self.problems.append(LoadProblem(path, message))
             return []
         added = []
-        for value in vars(module).values():
-            found = getattr(value, "__skill__", None)
-            if isinstance(found, Skill) and getattr(value, "__module__", None) == module_name:
+        for value in vars(module).values():  # functions only: another object's __getattr__ may do anything
+            found = value.__dict__.get("__skill__") if inspect.isfunction(value) else None
+            if isinstance(found, Skill) and value.__module__ == module_name:
                 found = dataclasses.replace(found, source=str(path))
                 try:
                     self.add(found)
@@ -358,6 +369,21 @@ def _explain(found: Skill, exc: ValidationError) -> str:
         else:
             reasons.append(f"{where}: {error['msg']}")
     return "; ".join(dict.fromkeys(reasons)) + f" — use {found.signature}"
+
+
+def _callable_type(annotation: Any) -> bool:
+    """Whether a call can carry the type (what the call grammar and strict validation both take): str, int,
+    float, bool, a Literal of text/int/bool values, each optionally ``| None``."""
+    args = [annotation]
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    if len(args) != 1:
+        return False
+    if args[0] in (str, int, float, bool):
+        return True
+    return typing.get_origin(args[0]) is typing.Literal and all(
+        v is None or type(v) in (str, int, bool) for v in typing.get_args(args[0])
+    )
 
 
 def _is_text(annotation: Any) -> bool:

@@ -45,6 +45,8 @@ def test_parse_accepts_utf8_bytes(registry):
         ('weather(city="Oslo")', "weather has no argument 'city' (it takes location)"),
         ('notes(action="delete")', "action must be one of 'add' or 'list'"),
         ('weather("Oslo", "Bergen")', "weather takes 1 argument(s), got 2"),
+        ("weather(location=1e309)", "location is not a finite number"),
+        ('weather(location="\\ud800")', "not text (a lone surrogate)"),
         ('weather("Oslo", location="Bergen")', "argument 'location' is given twice"),
         ("__import__('os').system('ls')", "only a bare skill name may be called"),
         ("weather(location=__import__('os'))", "must be a literal"),

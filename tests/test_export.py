@@ -111,6 +111,13 @@ def test_permute_rows_is_the_llama_cpp_layout():
 def test_no_lora_weights_is_an_error(tmp_path):
     with pytest.raises(export.ModelError, match="no LoRA weights"):
         export.write_adapter_gguf({}, 8, 9, 3, tmp_path / "x.gguf")
+    import torch
+
+    weights = {"base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight": torch.zeros(4, 576),
+               "base_model.model.model.layers.0.self_attn.q_proj.lora_B.weight": torch.zeros(576, 4),
+               "base_model.model.lm_head.lora_A.weight": torch.zeros(4, 576)}  # fmt: skip
+    with pytest.raises(export.ModelError, match="cannot export the LoRA weight base_model.model.lm_head.lora_A"):
+        export.lora_pairs(weights, 9, 3)  # never a router without the weights it was trained with
 
 
 def test_only_the_newest_merged_routers_are_kept(tmp_path):

@@ -70,6 +70,8 @@ def test_user_skills_load_and_a_broken_file_is_reported_and_left_out(tmp_path, s
     _write(folder, "broken.py", "def oops(:\n")
     _write(folder, "exits.py", "import sys\nsys.exit(3)\n")
     _write(folder, "_private.py", "raise RuntimeError('never imported')\n")
+    _write(folder, "lazy.py", "class Lazy:\n    def __getattr__(self, name):\n        raise RuntimeError('not configured')\n"
+                              "\n\nsettings = Lazy()\n")  # fmt: skip  # like django.conf.settings: read no attribute
     registry = load_registry(SkillContext(settings), folder)
     assert "greet" in registry and "weather" in registry
     assert sorted(p.path.name for p in registry.problems) == ["broken.py", "exits.py"]
@@ -99,6 +101,9 @@ def test_a_user_skill_named_like_a_builtin_is_refused(tmp_path, settings):
         ('def f(x) -> int:\n    """Doc."""', "needs a type hint"),
         ('def f(*args: int) -> int:\n    """Doc."""', "plain keyword parameter"),
         ('def _f() -> int:\n    """Doc."""', "public Python identifier"),
+        ('def f(items: list[str]) -> str:\n    """Doc."""', "items is list\\[str\\]; a call carries text, numbers"),
+        ('def f(x: int | str) -> str:\n    """Doc."""', "a call carries text"),
+        ('async def f() -> str:\n    """Doc."""', "not async, not a generator"),
     ],
 )
 def test_functions_that_cannot_be_skills_are_rejected(source, message):
@@ -106,6 +111,17 @@ def test_functions_that_cannot_be_skills_are_rejected(source, message):
     exec(source, namespace)  # test-only: defines the function under test
     with pytest.raises(SkillDefinitionError, match=message):
         skill(namespace[[k for k in namespace if k.lstrip("_") == "f"][0]])
+
+
+def test_skill_options_are_checked():
+    def f() -> str:
+        """Doc."""
+        return ""
+
+    for bad in ("10", -1, True):
+        with pytest.raises(SkillDefinitionError, match="give a number of seconds above 0"):
+            skill(timeout_s=bad)(f)
+    assert skill(timeout_s=2.5)(f).__skill__.timeout_s == 2.5
 
 
 def test_not_spans_must_name_real_parameters():

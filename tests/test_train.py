@@ -318,6 +318,8 @@ def test_resume_refuses_a_checkpoint_started_another_way(trained, registry_modul
     _, options = trained
     with pytest.raises(TrainError, match="another template, batch_size; train from scratch"):
         train(options.model_copy(update={"resume": True, "template": "chatml", "batch_size": 2}), registry_module)
+    with pytest.raises(TrainError, match="another learning_rate; train from scratch"):  # not silently the old one
+        train(options.model_copy(update={"resume": True, "learning_rate": 0.01}), registry_module)
 
 
 def test_init_starts_from_another_routers_adapter_and_refuses_one_trained_another_way(
@@ -354,3 +356,19 @@ def test_missing_data_and_cpu_qlora_are_clear_errors(tmp_path, registry_module):
     (tmp_path / "validation.jsonl").write_text("")
     with pytest.raises(TrainError, match="needs a CUDA GPU"):
         train(TrainOptions(data=tmp_path, out=tmp_path / "r", four_bit=True), registry_module)
+
+
+def test_only_llama_architecture_ggufs_are_exported_for_llama_cpp(tmp_path):
+    import gguf
+
+    from finetune.train import _llama_architecture
+
+    writer = gguf.GGUFWriter(str(tmp_path / "qwen.gguf"), "qwen2")  # q/k are not permuted for it: no export
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    assert not _llama_architecture(tmp_path / "qwen.gguf") and _llama_architecture(resolve_gguf(DEFAULT_BASE))
+    (tmp_path / "bad.gguf").write_bytes(b"not a gguf")
+    with pytest.raises(TrainError, match="bad.gguf is not a readable GGUF"):
+        _llama_architecture(tmp_path / "bad.gguf")
