@@ -39,16 +39,20 @@ def test_forced_continuations(acceptor, text, forced):
     assert acceptor.forced(text) == forced
 
 
-def test_only_loaded_skills(registry, settings, tmp_path):
+def _with_user_skill(settings, tmp_path, name, source):
+    """The built-ins and one user skill file."""
     from skills import SkillContext, load_registry
 
     folder = tmp_path / "mine"
     folder.mkdir()
-    (folder / "greet.py").write_text(
-        "from skills import skill\n\n@skill(not_spans=('style',))\ndef greet(name: str, style: str = 'warm', "
-        "times: int = 1) -> str:\n    '''Greet.'''\n    return name\n"
-    )
-    with_user = CallAcceptor(load_registry(SkillContext(settings), folder), "say hi to Ada")
+    (folder / f"{name}.py").write_text(source)
+    return load_registry(SkillContext(settings), folder)
+
+
+def test_only_loaded_skills(registry, settings, tmp_path):
+    greet = ("from skills import skill\n\n@skill(not_spans=('style',))\ndef greet(name: str, style: str = 'warm', "
+             "times: int = 1) -> str:\n    '''Greet.'''\n    return name\n")  # fmt: skip
+    with_user = CallAcceptor(_with_user_skill(settings, tmp_path, "greet", greet), "say hi to Ada")
     assert with_user.state('greet(name="Ada", style="anything at all", times=3)')[0] == COMPLETE
     assert with_user.state('greet(name="Bob")')[0] == NO
     assert with_user.state("greet(name=\"Ada\", times=x")[0] == NO
@@ -56,15 +60,9 @@ def test_only_loaded_skills(registry, settings, tmp_path):
 
 
 def test_numbers_and_choices_as_the_registry_takes_them(registry, settings, tmp_path):
-    from skills import SkillContext, load_registry
-
-    folder = tmp_path / "mine"
-    folder.mkdir()
-    (folder / "volume.py").write_text(
-        "from typing import Literal\nfrom skills import skill\n\n@skill\ndef volume(level: Literal[1, 10], "
-        "steps: int = 1, gain: float = 1.0) -> str:\n    '''Set the volume.'''\n    return str(level)\n"
-    )
-    mine = load_registry(SkillContext(settings), folder)
+    volume = ("from typing import Literal\nfrom skills import skill\n\n@skill\ndef volume(level: Literal[1, 10], "
+              "steps: int = 1, gain: float = 1.0) -> str:\n    '''Set the volume.'''\n    return str(level)\n")
+    mine = _with_user_skill(settings, tmp_path, "volume", volume)
     acceptor = CallAcceptor(mine, "volume ten")
     for text, status in [("volume(level=10)", COMPLETE), ("volume(level=1)", COMPLETE), ("volume(level=1", PARTIAL),
                          ("volume(level=100)", NO), ("volume(level=10, steps=3)", COMPLETE),
