@@ -110,6 +110,8 @@ def _check_settings(sd: Any, device: str | int | None) -> None:
     try:
         sd.check_input_settings(device=device, channels=1, dtype="float32", samplerate=SAMPLE_RATE)
     except (sd.PortAudioError, ValueError) as exc:
+        if isinstance(exc, sd.PortAudioError) and exc.args[1:2] not in ((-9997,), (-9998,)):
+            return  # busy or gone (not a bad rate or channel count): the retries deal with it
         raise AudioError(f"the microphone {name!r} cannot record {SAMPLE_RATE} Hz mono ({exc}); choose another "
                          "input from `skillcall devices` (the system default resamples)") from None  # fmt: skip
 
@@ -158,11 +160,12 @@ def microphone_chunks(
         with stream:
             reported = dict(lost)
             while not stop.is_set():
-                if lost != reported:
+                now = dict(lost)  # one snapshot: the callback may count on meanwhile
+                if now != reported:
                     logger.warning("audio lost: %d block(s) to input overflow (the machine is too busy), %d while "
-                                   "a turn was handled", lost["overflow"] - reported["overflow"],
-                                   lost["backlog"] - reported["backlog"])  # fmt: skip
-                    reported = dict(lost)
+                                   "a turn was handled", now["overflow"] - reported["overflow"],
+                                   now["backlog"] - reported["backlog"])  # fmt: skip
+                    reported = now
                 try:
                     yield chunks.get(timeout=0.5)
                 except queue.Empty:

@@ -105,7 +105,7 @@ def read_jsonl(path: Path, required: tuple[str, ...] = ("text",)) -> list[dict]:
     """Rows of a JSONL file; a bad line raises ``DatasetError`` naming file and line."""
     rows = []
     try:
-        lines = Path(path).read_text(encoding="utf-8").split("\n")  # JSON strings may hold U+2028 unescaped
+        lines = Path(path).read_text(encoding="utf-8-sig").split("\n")  # a BOM is no text; U+2028 may be in it
     except (OSError, UnicodeDecodeError) as exc:
         raise DatasetError(f"cannot read {path}: {exc}") from None
     for number, line in enumerate(lines, 1):

@@ -147,14 +147,15 @@ def _preview(text: str, limit: int = 60) -> str:
     return repr(text if len(text) <= limit else text[: limit - 1] + "…")
 
 
+_SENTENCE_END = ".,;:!?…'\"”’)]"
+"""The trailing punctuation call equality trims: what ends a sentence or a quote, not part of a name ("C#", "10%")."""
+
+
 def normalize_value(value: Any) -> Any:
     """A value as call equality compares it (DESIGN): text trimmed of whitespace and trailing punctuation, case
-    folded. Symbols and leading signs stay: "-5 times 3" is not "5 times 3", nor "C++" "C"."""
+    folded. Symbols and leading signs stay: "-5 times 3" is not "5 times 3", nor "C++" "C", nor "C#" "C"."""
     if isinstance(value, str):
-        text = value.rstrip()
-        while text and unicodedata.category(text[-1]).startswith("P"):
-            text = text[:-1].rstrip()
-        return " ".join(text.casefold().split())
+        return " ".join(value.rstrip().rstrip(_SENTENCE_END + " ").casefold().split())
     return value
 
 

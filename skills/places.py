@@ -39,13 +39,21 @@ def _places() -> tuple[dict[str, list[dict]], dict[str, str], dict[str, str]]:
     country_codes |= {key.removeprefix("the "): code for key, code in country_codes.items()}  # "The Netherlands"
     for code in countries:
         country_codes.setdefault(code.casefold(), code)
-    country_codes.update({"usa": "US", "us": "US", "america": "US", "united states of america": "US", "uk": "GB",
-                          "england": "GB", "britain": "GB", "great britain": "GB", "holland": "NL", "scotland": "GB",
-                          "wales": "GB", "northern ireland": "GB"})  # fmt: skip
+    country_codes.update(COUNTRY_ALIASES)
     zones = {_key(zone.rsplit("/", 1)[-1]): zone for zone in available_timezones()}
     zones.update({_key(zone): zone for zone in available_timezones()})
     return cities, country_codes, zones
 
+
+COUNTRY_ALIASES = {"usa": "US", "us": "US", "america": "US", "united states of america": "US", "uk": "GB",
+                   "england": "GB", "britain": "GB", "great britain": "GB", "holland": "NL", "scotland": "GB",
+                   "wales": "GB", "northern ireland": "GB"}  # fmt: skip
+"""Country names people say that GeoNames does not write (and the weather skill's place search neither)."""
+
+TERRITORIES = {"HK": "CN", "MO": "CN", "PR": "US", "GU": "US", "VI": "US", "AS": "US", "MP": "US", "GL": "DK",
+               "FO": "DK", "GI": "GB", "IM": "GB", "JE": "GB", "GG": "GB", "BM": "GB", "KY": "GB", "AW": "NL",
+               "CW": "NL", "RE": "FR", "GP": "FR", "MQ": "FR", "GF": "FR", "PF": "FR", "NC": "FR", "YT": "FR"}  # fmt: skip
+"""GeoNames gives these their own code; people name the country ("Hong Kong, China")."""
 
 REGIONS = {  # spoken regions no city table holds
     "east coast": "America/New_York", "eastern time": "America/New_York", "west coast": "America/Los_Angeles",
@@ -113,7 +121,8 @@ def resolve(place: str) -> tuple[str, ZoneInfo]:
             if head in cities and (tail in country_codes or tail in _states() or tail in REGIONS or tail in cities):
                 name, qualifier, key = " ".join(words[:cut]), " ".join(words[cut:]), head
                 break
-    if key in country_codes and not qualifier:  # a country ("India", "Chile"), not a town that goes by its name too
+    if key in country_codes and not qualifier and (len(key) > 2 or key not in cities):  # "India", not Inđija; "LA" is
+        # Los Angeles, not Laos
         capital = _country_capital(country_codes[key])
         if capital:
             return name, ZoneInfo(capital["timezone"])
@@ -121,10 +130,9 @@ def resolve(place: str) -> tuple[str, ZoneInfo]:
     state = _states().get(_key(qualifier)) if qualifier else None
     matches = cities.get(key, [])
     if state:
-        matches = [c for c in matches if (c["countrycode"], c.get("admin1code")) == state] or \
-            [c for c in matches if c["countrycode"] == state[0]]
+        matches = [c for c in matches if (c["countrycode"], c.get("admin1code")) == state]
     elif wanted_country:
-        matches = [c for c in matches if c["countrycode"] == wanted_country]
+        matches = [c for c in matches if wanted_country in (c["countrycode"], TERRITORIES.get(c["countrycode"]))]
         zones_there = _country_zones().get(wanted_country, set())
         if not matches and len(zones_there) == 1:  # "Victoria, Malta": a place it lacks, in a one-zone country
             return place.strip(), ZoneInfo(next(iter(zones_there)))

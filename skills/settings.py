@@ -52,7 +52,7 @@ class AskSettings(BaseModel):
 class RunappSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    app_dirs: list[Path] | None = Field(
+    app_dirs: list[UserPath] | None = Field(
         None, description="Folders with .desktop files (Linux) or .app bundles (macOS); None = the platform's."
     )
     min_score: float = Field(80.0, ge=0, le=100, description="Fuzzy match score (0-100) an app name must reach.")

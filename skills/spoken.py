@@ -177,8 +177,8 @@ _REWRITES = [  # verb-first phrasings -> infix ("subtract 8 from 50" -> "50 minu
     (re.compile(r"\bmultiply (.+?) (?:by|and|with) (.+)"), r"\1 times \2"),
     (re.compile(r"\badd (.+?) (?:and|to|plus) (.+)"), r"\1 plus \2"),
     (re.compile(r"\bsubtract (.+?) from (.+)"), r"\2 minus \1"),
-    (re.compile(r"\b(\S+) less than (.+)"), r"\2 minus \1"),  # "5 less than 10"
-    (re.compile(r"\b(\S+) more than (.+)"), r"\2 plus \1"),
+    (re.compile(r"^(.+?) less than (.+)$"), r"\2 minus \1"),  # "twenty five less than 100"
+    (re.compile(r"^(.+?) more than (.+)$"), r"\2 plus \1"),
     (re.compile(rf"\bto the ({'|'.join(_ORDINALS)}|\d+)(?:st|nd|rd|th)? power\b"),
      lambda m: f"to the power of {_ORDINALS.get(m[1], m[1])}"),
 ]
@@ -206,8 +206,11 @@ def _math_tokens(text: str) -> list[str | float]:
         else:
             word = words[i]
             denominator = _PARTS.get(word.removesuffix("s"))
-            if denominator and (word.endswith("s") or i and words[i - 1] in ("a", "an", "one")):
-                out.extend(([] if out and isinstance(out[-1], float) else [1.0]) + ["/", float(denominator)])
+            if denominator and (word.endswith("s") or i and words[i - 1] in ("a", "an", "one")):  # one value:
+                if out and isinstance(out[-1], float):  # "ten divided by two thirds" is 15
+                    out[-1] /= denominator
+                else:
+                    out.append(1 / denominator)
             elif word in "+-*/^%()" or word in ("half", "quarter"):  # "a third of 90", "two fifths of 10"
                 out.append(_FRACTIONS.get(word, word))
             elif word in _UNSUPPORTED:
@@ -324,9 +327,10 @@ def say_number(value: float) -> str:
     10 to the power of 18" (never "1e+18")."""
     if value == int(value) and abs(value) < 1e15:
         return str(int(value))
-    if 1e-4 <= abs(value) < 1e6:
-        return f"{value:.6g}"
-    if 1e6 <= abs(value) < 1e15:
+    text = f"{value:.6g}"
+    if "e" not in text:
+        return text
+    if 1 <= abs(value) < 1e15:  # 3333333.33, 999999.5
         return str(round(value))
     mantissa, exponent = f"{value:.5e}".split("e")
     return f"{float(mantissa):g} times 10 to the power of {int(exponent)}"

@@ -101,7 +101,7 @@ def test_an_input_that_cannot_record_16_khz_is_an_error_not_a_retry(monkeypatch)
     import sounddevice
 
     def fixed_rate(**settings):  # what PortAudio says of an ALSA hw: device fixed at 48 kHz
-        raise sounddevice.PortAudioError("Invalid sample rate [PaErrorCode -9997]")
+        raise sounddevice.PortAudioError("Invalid sample rate", -9997)
 
     monkeypatch.setattr(sounddevice, "query_devices", lambda device=None, kind=None: {"name": "hw:1,0"})
     monkeypatch.setattr(sounddevice, "check_input_settings", fixed_rate)

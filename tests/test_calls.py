@@ -95,6 +95,7 @@ def test_calls_equal_ignores_case_whitespace_and_trailing_punctuation():
     assert calls_equal(SkillCall("ask", {"question": "why?"}), SkillCall("ask", {"question": "Why ?!"}))
     assert not calls_equal(SkillCall("math", {"question": "-5 times 3"}), SkillCall("math", {"question": "5 times 3"}))
     assert not calls_equal(SkillCall("runapp", {"program": "C++"}), SkillCall("runapp", {"program": "C"}))
+    assert not calls_equal(SkillCall("runapp", {"program": "C#"}), SkillCall("runapp", {"program": "C"}))
     assert not calls_equal(a, SkillCall("weather", {"location": "York"}))
     assert not calls_equal(a, SkillCall("timecheck", {"location": "New York"}))
     assert not calls_equal(a, SkillCall("weather", {}))

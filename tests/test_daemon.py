@@ -175,9 +175,11 @@ def test_the_windows_open_when_the_reply_has_been_spoken(daemon, parts, tmp_path
         now[0] += 9
         return speaking(*args, **kwargs)
 
+    said = [_utterances(join([speak(text, parts["folder"])]))[0]  # spoken before speech is slowed down
+            for text in ("Otto, what is two plus two?", "And what is five plus five?")]
     monkeypatch.setattr("assistant.daemon.subprocess.run", slow_speech)
-    woken = run.handle(_utterances(join([speak("Otto, what is two plus two?", parts["folder"])]))[0])
+    woken = run.handle(said[0])
     assert woken.reply == "two plus two is 4"
     now[0] += 1
-    follow = run.handle(_utterances(join([speak("And what is five plus five?", parts["folder"])]))[0])
+    follow = run.handle(said[1])
     assert follow.call is not None and follow.call.startswith("math(")

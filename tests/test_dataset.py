@@ -89,3 +89,5 @@ def test_read_jsonl_names_the_bad_line(tmp_path):
         read_jsonl(path)
     path.write_text(json.dumps({"text": "a", "extra": 1}) + "\n")
     assert read_jsonl(path) == [{"text": "a", "extra": 1}]
+    path.write_text("\ufeff" + json.dumps({"text": "a\u2028b"}, ensure_ascii=False) + "\r\n")  # a Windows editor
+    assert read_jsonl(path) == [{"text": "a\u2028b"}]

@@ -43,6 +43,7 @@ def test_places_resolve_to_zones(place, name, zone):
         ("India", "Asia/Kolkata"), ("Armenia", "Asia/Yerevan"), ("Chile", "America/Santiago"),  # not a town so named
         ("Ireland", "Europe/Dublin"), ("Holland", "Europe/Amsterdam"), ("Singapore", "Asia/Singapore"),
         ("Perth, Scotland", "Europe/London"), ("perth scotland", "Europe/London"), ("Perth", "Australia/Perth"),
+        ("LA", "America/Los_Angeles"), ("Hong Kong, China", "Asia/Hong_Kong"),  # a city, not Laos; a territory
     ],
 )  # fmt: skip
 def test_trailing_countries_states_and_regions(place, zone):
@@ -54,3 +55,5 @@ def test_unknown_places_fail_clearly():
         resolve("Xyzzyville")
     with pytest.raises(SkillFailed, match="I don't know a place called Victoria in Australia"):
         resolve("Victoria, Australia")  # not Victoria in Hong Kong or Canada
+    with pytest.raises(SkillFailed, match="I don't know a place called Columbus in Montana"):
+        resolve("Columbus, Montana")  # not Columbus, Ohio

@@ -55,6 +55,7 @@ def test_say_duration():
         ("20% of $86", 17.2), ("2 × 3 ÷ 4", 1.5), ("zero point five times 4", 2), ("the square root of 144", 12),
         ("negative five times three", -15), ("5 less than 10", 5), ("3 more than 4", 7), ("a third of 90", 30),
         ("two fifths of 10", 4), ("one quarter of 20", 5), ("three quarters of 20", 15), ("2 million times 3", 6e6), ("1.5 billion divided by 3", 5e8),
+        ("ten divided by two thirds", 15), ("8 to the power of a third", 2), ("twenty five less than 100", 75),
     ],
 )  # fmt: skip
 def test_evaluate(text, value):
@@ -64,5 +65,5 @@ def test_evaluate(text, value):
 def test_say_number():
     assert say_number(81.0) == "81"
     assert say_number(1 / 3) == "0.333333"
-    assert say_number(10_000_000 / 3) == "3333333" and say_number(-2.5) == "-2.5"
+    assert say_number(10_000_000 / 3) == "3333333" and say_number(-2.5) == "-2.5" and say_number(999999.5) == "1000000"
     assert say_number(1e18) == "1 times 10 to the power of 18" and say_number(0.5e-5) == "5 times 10 to the power of -6"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import httpx
 
 from skills import SkillContext, SkillFailed, skill
+from skills.places import COUNTRY_ALIASES
 
 WMO_CODES = {
     0: "clear sky", 1: "mainly clear", 2: "partly cloudy", 3: "overcast", 45: "fog", 48: "freezing fog",
@@ -31,11 +32,6 @@ def _get(client: httpx.Client, url: str, params: dict, what: str) -> dict:
         ) from exc
 
 
-_COUNTRY_WORDS = {"uk": "gb", "britain": "gb", "england": "gb", "scotland": "gb", "wales": "gb", "usa": "us",
-                  "america": "us"}  # fmt: skip
-"""Country names people say that the place search does not write."""
-
-
 def _pick(results: list[dict], qualifier: str) -> dict | None:
     """The first result, or with a qualifier ("Paris, Texas") the first whose country or region matches it; None
     when none does: never a namesake elsewhere."""
@@ -45,7 +41,7 @@ def _pick(results: list[dict], qualifier: str) -> dict | None:
     for place in results:
         fields = [place.get(key, "") or "" for key in ("country", "admin1", "admin2", "country_code")]
         if any(wanted == f.casefold() or wanted in f.casefold() for f in fields if f) or \
-                _COUNTRY_WORDS.get(wanted) == (place.get("country_code") or "").casefold():
+                COUNTRY_ALIASES.get(wanted) == place.get("country_code"):
             return place
     return None
 
