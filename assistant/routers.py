@@ -166,7 +166,7 @@ class LlamaCppRouter(Router):
             files = self.card.get("files") or {}
             if "gguf" in files and not files["gguf"]:  # trained from a base llama.cpp cannot read
                 raise ModelError(f"{self.options.router_dir} has no llama.cpp file (its base {self.card.get('base')} "
-                                 "is not a GGUF); serve it with router.kind = \"transformers\"")  # fmt: skip
+                                 "is not a llama-architecture GGUF); serve it with router.kind = \"transformers\"")  # fmt: skip
             adapter = Path(self.options.router_dir) / files.get("gguf", ADAPTER_GGUF)
             if not adapter.is_file():
                 raise ModelError(f"router adapter {adapter} is missing; rebuild it with `skillcall train`")
