@@ -93,7 +93,9 @@ class Transcriber:
             return Transcript("", self.options.language, 0.0, audio.size / SAMPLE_RATE, "too short")
         text, language, dropped = self._transcribe(np.clip(audio, -1.0, 1.0))
         text = " ".join(text.split())
-        if not dropped and _normal(text) in {_normal(p) for p in self.options.drop_phrases}:
+        if not dropped and not text:
+            dropped = "Whisper wrote no words"
+        elif not dropped and _normal(text) in {_normal(p) for p in self.options.drop_phrases}:
             dropped = f"a phrase Whisper invents on silence: {text!r}"
         if dropped:
             logger.info("transcript dropped: %s", dropped)

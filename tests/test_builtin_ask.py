@@ -38,4 +38,5 @@ def test_endpoint_down_or_failing(registry, stub, settings):
     result = registry.dispatch(registry.parse('ask(question="why")'))
     assert not result.ok and "answered 400" in result.text
     stub.routes["/v1/chat/completions"] = lambda request: _completion("")
-    assert "empty answer" in registry.dispatch(registry.parse('ask(question="why")')).text
+    result = registry.dispatch(registry.parse('ask(question="why")'))
+    assert not result.ok and "empty answer" in result.text

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 
 import pytest
@@ -190,7 +191,7 @@ def test_eval_on_a_small_file(tmp_path):
                     '{"text": "Open Firefox.", "call": "runapp(program=\\"firefox\\")"}\n')  # fmt: skip
     result = runner.invoke(app, ["eval", "--data", str(rows), "--no-base", "--out", str(tmp_path / "eval")])
     assert result.exit_code == 0, result.stderr
-    assert "exact-call accuracy" in result.stdout and "1.0" in result.stdout
+    assert re.search(r"^exact-call accuracy +1\.0 *$", result.stdout, re.M), result.stdout
     assert "95 % interval" in result.stdout and "0.342–1.000" in result.stdout  # 2 of 2 rows right
     assert list((tmp_path / "eval").glob("confusion-*.png"))
     (tmp_path / "taken").write_text("a file, not a folder")

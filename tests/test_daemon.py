@@ -68,11 +68,13 @@ def test_dry_run_routes_but_runs_nothing(daemon, parts, settings):
     assert not settings.notes_db.exists()
 
 
-def test_silence_and_noise_dispatch_nothing(daemon):
+def test_silence_and_noise_dispatch_nothing(daemon, tmp_path):
     run = daemon(use_wake=False)
     noise = np.concatenate([np.zeros(16000, np.float32), np.random.default_rng(1).normal(0, 0.02, 48000)])
-    assert run.run([noise.astype(np.float32)]) >= 0
+    run.run([noise.astype(np.float32)])
     assert run.turns == []
+    with sqlite3.connect(tmp_path / "history.db") as db:  # nothing was routed or run
+        assert db.execute("SELECT COUNT(*) FROM turns WHERE call IS NOT NULL OR ok IS NOT NULL").fetchone() == (0,)
 
 
 def test_wake_phrase_and_follow_up_window(daemon, parts):
@@ -98,12 +100,22 @@ def test_risky_calls_wait_for_a_yes(daemon, parts, settings, tmp_path):
     assert confirmed.ok and confirmed.reply == "Opening Firefox."
 
 
-def test_replies_are_spoken_and_the_microphone_muted_meanwhile(daemon, parts, tmp_path):
+def test_replies_are_spoken_and_the_microphone_muted_meanwhile(daemon, parts, tmp_path, monkeypatch):
+    import subprocess
+
     spoken = tmp_path / "reply.wav"
     run = daemon(use_wake=False, speak=True, tts_command=["espeak-ng", "-w", str(spoken)])
-    run.handle(_utterances(join([speak("What is two plus two?", parts["folder"])]))[0])
+    said = _utterances(join([speak("What is two plus two?", parts["folder"])]))[0]  # spoken before the watch
+    speaking, muted = subprocess.run, []
+
+    def watched(*args, **kwargs):  # the real espeak-ng, noting whether the microphone is muted meanwhile
+        muted.append(run.mute.is_set())
+        return speaking(*args, **kwargs)
+
+    monkeypatch.setattr("assistant.daemon.subprocess.run", watched)
+    run.handle(said)
     assert spoken.stat().st_size > 1000
-    assert not run.mute.is_set()
+    assert muted == [True] and not run.mute.is_set()
 
 
 def test_a_failing_turn_is_logged_and_the_daemon_listens_on(daemon, parts, tmp_path, caplog):

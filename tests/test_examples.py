@@ -132,7 +132,7 @@ def test_write_is_atomic(tmp_path, monkeypatch):
         raise OSError("disk gone")
 
     monkeypatch.setattr(os, "replace", crash)
-    with pytest.raises(OSError):
+    with pytest.raises(OSError, match="disk gone"):
         write_example_file(example_file, path)
     assert path.read_text() == GOOD
     assert [p.name for p in tmp_path.iterdir()] == ["weather_examples.txt"]

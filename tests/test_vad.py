@@ -52,7 +52,7 @@ def _run(audio: np.ndarray, size: int = 512, **options: object) -> list[Utteranc
 def clips(tmp_path_factory) -> list[np.ndarray]:
     """The three commands spoken by espeak-ng, 16 kHz mono float32, silence trimmed."""
     if shutil.which("espeak-ng") is None:
-        pytest.skip("needs espeak-ng to make speech: apt-get install espeak-ng")
+        pytest.fail("needs espeak-ng to make speech: apt-get install espeak-ng (install.sh does)")
     from faster_whisper import decode_audio
 
     folder = tmp_path_factory.mktemp("speech")
