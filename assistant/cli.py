@@ -324,19 +324,15 @@ def eval_command(
     show_misses: Annotated[int, typer.Option(help="How many misses to list.")] = 20,
 ) -> None:
     """Accuracy (exact call, skill, arguments), per-skill table, confusion PNG, latency; tuned vs untuned base."""
-    from finetune.dataset import DatasetOptions, read_jsonl, split_rows
+    from finetune.dataset import read_jsonl, router_test_split
     from finetune.evaluate import evaluate, plot_confusion
-    from finetune.examples import load_examples
 
     try:
         config = _config()
         registry = _registry(config)
         tuned = _router(config, registry, kind=router)
-        if data is not None:
-            rows = read_jsonl(data, ("text", "call"))
-        else:  # the test split of the dataset the router was trained on (its seed)
-            seed = (tuned.card.get("dataset") or {}).get("seed") or 0
-            rows = split_rows(load_examples(config.example_dirs(), registry), DatasetOptions(seed=seed))[0]["test"]
+        rows = read_jsonl(data, ("text", "call")) if data is not None else \
+            router_test_split(config.example_dirs(), registry, tuned.card)
         if not rows:
             raise _fail(f"no rows to evaluate in {data or 'the test split'}")
         reports = {}

@@ -4,8 +4,10 @@
 
 The router is the one the config names (the config file and ``SKILLCALL_*`` variables, e.g.
 ``SKILLCALL_ROUTER__ROUTER_DIR=runs/x`` measures another trained router), run by llama.cpp. Prints load time,
-exact/skill accuracy, and per-utterance routing latency p50/p95 with the prompt prefix kept (warm, how the daemon
-runs) and with the KV cache cleared before each utterance (cold). Run it on an idle machine: two jobs at once on
+exact/skill accuracy on the rows `skillcall eval` reads (the test split with the router's own dataset seed, the
+user's skills and example folders included), and per-utterance routing latency p50/p95 with the prompt prefix kept
+(warm, how the daemon runs) and, on the first 40 rows, with the KV cache cleared and the prefix evaluated again
+inside the timing (cold), beside the warm p50 of the same rows. Run it on an idle machine: two jobs at once on
 this 2-vCPU box halve the figures.
 """
 
@@ -21,9 +23,8 @@ import llama_cpp
 
 from assistant.config import load_config
 from assistant.routers import RouterOptions, load_router, read_card
-from finetune.dataset import DatasetOptions, read_jsonl, split_rows
+from finetune.dataset import read_jsonl, router_test_split
 from finetune.evaluate import evaluate, percentile
-from finetune.examples import EXAMPLES_DIR, load_examples
 from skills import load_registry
 
 
@@ -40,9 +41,10 @@ def main() -> None:
                              "routing each row with both in turn so the host's drift cancels.")  # fmt: skip
     args = parser.parse_args()
 
-    registry = load_registry()
+    config = load_config()
+    registry = load_registry(user_dir=config.skills_dir)
     rows = read_jsonl(args.data, ("text", "call")) if args.data else \
-        split_rows(load_examples([EXAMPLES_DIR], registry), DatasetOptions())[0]["test"]
+        router_test_split(config.example_dirs(), registry, read_card(config.router.router_dir))
     rows = rows[: args.rows] if args.rows else rows
     print(f"machine: {platform.machine()}, {os.cpu_count()} vCPU, {platform.processor() or platform.platform()}")
     print(f"llama.cpp: {llama_cpp.llama_print_system_info().decode().strip()}")  # the CPU features it was built for
@@ -51,13 +53,14 @@ def main() -> None:
         compare_first_guess(rows, registry, configured_router(args.threads))
         return
     configured = configured_router(args.threads)
-    tuned = {"merge": not args.no_merge}
+    tuned = {"merge": False} if args.no_merge else {}
     if args.draft_tokens is not None:
         tuned["draft_tokens"] = args.draft_tokens
     variants = {"tuned": configured.model_copy(update=tuned)}
-    if not args.no_base:  # the same prompt as the tuned router
+    if not args.no_base:  # the same prompt as the tuned router, as `skillcall eval` builds it
         card = read_card(configured.router_dir)
-        variants["untuned base"] = configured.model_copy(update={"router_dir": None, "template": card.get("template")})
+        variants["untuned base"] = variants["tuned"].model_copy(
+            update={"router_dir": None, "template": card.get("template"), "skill_list": card.get("skill_list")})
     for name, options in variants.items():
         started = time.perf_counter()
         router = load_router(options, registry)
@@ -73,17 +76,19 @@ def main() -> None:
         prompt = statistics.fmean(r.prompt_tokens for r in results)
         cold = []
         for row in rows[:40]:
-            router.llm.reset()
-            router.llm.eval(router.prefix_tokens)
             started = time.perf_counter()
+            router.llm.reset()  # nothing cached: the prompt prefix is evaluated again, inside the timing
+            router.llm.eval(router.prefix_tokens)
             router.route(row["text"])
             cold.append(time.perf_counter() - started)
         print(f"\n[{name}] load {load_s:.2f} s")
-        print(f"  exact-call accuracy {report.exact_accuracy:.4f}  skill accuracy {report.skill_accuracy:.4f}  "
-              f"argument accuracy {report.argument_accuracy:.4f}")
+        low, high = report.exact_interval
+        print(f"  exact-call accuracy {report.exact_accuracy:.4f} ({low:.3f}–{high:.3f})  skill accuracy "
+              f"{report.skill_accuracy:.4f}  argument accuracy {report.argument_accuracy:.4f}")
         print(f"  warm latency p50 {1000 * percentile(warm, .5):.1f} ms  p95 {1000 * percentile(warm, .95):.1f} ms  "
               f"mean {1000 * statistics.fmean(warm):.1f} ms")
-        print(f"  cold latency (fresh KV, prefix re-evaluated first) p50 {1000 * percentile(cold, .5):.1f} ms")
+        print(f"  first {len(cold)} rows: cold p50 {1000 * percentile(cold, .5):.1f} ms (KV cache cleared, prefix "
+              f"evaluated again) against warm p50 {1000 * percentile(warm[: len(cold)], .5):.1f} ms")
         print(f"  per call: {prompt:.1f} prompt tokens; {generated:.1f} generated ({drafted:.1f} of them drafted) + "
               f"{forced:.1f} forced tokens in {evaluations:.2f} llama.cpp evaluations")
         for miss in report.misses[:15]:

@@ -2,7 +2,10 @@
 
     .venv/bin/python bench/train_bench.py [--steps N] [--batch-size B] [--precision auto|float32|bfloat16]
 
-Needs `skillcall dataset --out data` first. Run it on an idle machine.
+The step is `skillcall train`'s own (``finetune.train.train_step``: forward, backward, clipping, AdamW, the cosine
+schedule) on the first epoch's rows as it prepares them (some addressed by name, some with a filler), batched as it
+batches them. Reads the training split an earlier `skillcall dataset --out data` wrote (``--data``); the first run
+also converts the bundled base into the cache (its peak memory then includes that). Run it on an idle machine.
 """
 
 from __future__ import annotations
@@ -15,12 +18,15 @@ import statistics
 import time
 
 import torch
+from accelerate import Accelerator
 from peft import LoraConfig, get_peft_model
+from transformers import get_cosine_schedule_with_warmup
 
 from finetune.base import load_base
 from finetune.dataset import read_jsonl
 from finetune.prompts import load_template
-from finetune.train import LoraOptions, autocast, batch_order, call_loss, collate, encode_row, pick_precision
+from finetune.train import TrainOptions, batch_order, collate, encode_row, epoch_rows, pick_precision, train_step
+from skills import load_registry
 
 
 def main() -> None:
@@ -30,25 +36,28 @@ def main() -> None:
     parser.add_argument("--data", default="data/train.jsonl")
     parser.add_argument("--precision", default="auto", choices=("auto", "float32", "bfloat16"))
     args = parser.parse_args()
-    precision = pick_precision(args.precision)
+    options = TrainOptions(batch_size=args.batch_size, precision=args.precision)
+    precision = pick_precision(options.precision)
     model, tokenizer = load_base(dtype=precision)
-    lora = LoraOptions()
+    lora = options.lora
     model = get_peft_model(model, LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
                                              target_modules=lora.target_modules, task_type="CAUSAL_LM"))
-    template = load_template()
-    rows = [encode_row(tokenizer, template, "", r["text"], r["call"]) for r in read_jsonl(args.data, ("text", "call"))]
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-3)
+    template = load_template(options.template)
+    written = read_jsonl(args.data, ("text", "call"))
+    rows = [encode_row(tokenizer, template, "", r["text"], r["call"])
+            for r in epoch_rows(written, options, 0, load_registry())]  # fmt: skip
+    accelerator = Accelerator()
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=options.learning_rate,
+                                  weight_decay=options.weight_decay)  # fmt: skip
+    total = args.steps + 2
+    scheduler = get_cosine_schedule_with_warmup(optimizer, round(options.warmup_ratio * total), total)
     model.train()
     batches = batch_order([len(r.input_ids) for r in rows], args.batch_size, 0)  # as `skillcall train` batches
     times, tokens = [], []
-    for step in range(args.steps + 2):
+    for step in range(total):
         batch = collate([rows[i] for i in batches[step % len(batches)]], tokenizer.pad_token_id)
         started = time.perf_counter()
-        with autocast(model, model.device.type, precision):
-            loss = call_loss(model, batch)
-        loss.backward()
-        optimizer.step()
-        optimizer.zero_grad()
+        train_step(model, batch, optimizer, scheduler, accelerator, precision)
         if step >= 2:  # the first steps warm allocators up
             times.append(time.perf_counter() - started)
             tokens.append(int(batch["attention_mask"].sum()))

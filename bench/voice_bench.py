@@ -4,8 +4,9 @@
 
 Prints per-stage latency p50/p95 (VAD end-of-speech delay, transcription, routing, dispatch), end of speech ->
 dispatched p50/p95, and word error rate and routed accuracy with and without Whisper's initial prompt. Skills run
-for real except the ones that would touch the desktop or the network (runapp, weather, news, ask are routed only).
-Run it on an idle machine.
+for real except the ones that would touch the desktop or the network (runapp, weather, news, ask are routed only);
+dispatch and end-to-end figures count only the turns whose skill ran (not those, nor other()). Whisper and the
+router are warmed up before each variant. Run it on an idle machine.
 """
 
 from __future__ import annotations
@@ -75,17 +76,27 @@ def spoken_file(folder: Path) -> np.ndarray:
     return np.concatenate(parts)
 
 
-def run(audio: np.ndarray, prompt: str | None, router, notes_db: Path) -> list:
+def run(audio: np.ndarray, prompt: str | None, router, notes_db: Path) -> tuple[list, list]:
+    """All turns, and the turns whose skill ran."""
     registry = load_registry(SkillContext(SkillSettings(notes_db=notes_db)))
     router.registry = registry
     transcriber = load_transcriber(TranscriberOptions(initial_prompt=prompt))
-    turns = []
+    transcriber.transcribe(audio[: 3 * 16000])  # warm-up: neither variant pays a first call's set-up
+    router.route("warm up")
+    turns, ran = [], []
     daemon = Daemon(registry, transcriber, router, DaemonOptions(confirm="never"), None, turns.append,
                     use_wake=False)  # fmt: skip
     original = daemon._dispatch
-    daemon._dispatch = lambda call, turn: None if call.name in DRY else original(call, turn)
+
+    def dispatch(call, turn):
+        if call.name in DRY:
+            return None
+        ran.append(turn)
+        return original(call, turn)
+
+    daemon._dispatch = dispatch
     daemon.run([audio[i : i + 512] for i in range(0, len(audio), 512)])
-    return turns
+    return turns, ran
 
 
 def main() -> None:
@@ -105,7 +116,7 @@ def main() -> None:
         if not args.no_prompt_compare:
             variants["without initial prompt"] = None
         for name, prompt in variants.items():
-            turns = run(audio, prompt, router, Path(folder) / f"notes-{len(name)}.db")
+            turns, ran = run(audio, prompt, router, Path(folder) / f"notes-{len(name)}.db")
             print(f"\n[{name}] {len(turns)} utterances for {len(COMMANDS)} commands")
             if len(turns) == len(COMMANDS):
                 errors = sum(edit_distance(words(s), words(t.text)) for (s, _), t in zip(COMMANDS, turns, strict=True))
@@ -115,12 +126,13 @@ def main() -> None:
                             for (_, c), t in zip(COMMANDS, turns, strict=True))  # fmt: skip
                 print(f"  WER {wer:.3f}; routed exactly right {right}/{len(COMMANDS)}")
                 for (said, call), turn in zip(COMMANDS, turns, strict=True):
-                    if turn.call != call:
+                    if turn.call is None or not calls_equal(registry.parse(turn.call), registry.parse(call)):
                         print(f"    said {said!r} heard {turn.text!r} -> {turn.call}")
             for stage in ("vad_ms", "transcribe_ms", "route_ms", "dispatch_ms", "total_ms"):
-                values = [getattr(t, stage) for t in turns]
-                print(f"  {stage:14} p50 {percentile(values, .5):7.1f}  p95 {percentile(values, .95):7.1f}  "
-                      f"mean {statistics.fmean(values):7.1f}")
+                values = [getattr(t, stage) for t in (ran if stage in ("dispatch_ms", "total_ms") else turns)]
+                if values:
+                    print(f"  {stage:14} p50 {percentile(values, .5):7.1f}  p95 {percentile(values, .95):7.1f}  "
+                          f"mean {statistics.fmean(values):7.1f}  (n={len(values)})")
 
 
 if __name__ == "__main__":

@@ -9,9 +9,9 @@ import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from skills import SkillcallError
+from skills import Registry, SkillcallError
 
-from .examples import ExampleSet, utterance_key, write_atomic
+from .examples import ExampleSet, load_examples, utterance_key, write_atomic
 
 SPLITS = ("train", "validation", "test")
 CARD = "dataset.json"
@@ -99,6 +99,13 @@ def build_dataset(example_set: ExampleSet, options: DatasetOptions) -> DatasetRe
     except OSError as exc:
         raise DatasetError(f"cannot write the splits to {options.out} ({exc}); choose another --out") from None
     return result
+
+
+def router_test_split(example_dirs: list[Path], registry: Registry, card: dict | None = None) -> list[dict]:
+    """The test rows of the dataset a router was trained on: the examples in ``example_dirs`` split with the seed
+    its card records (``dataset.seed``; 0 for a card without one), as ``skillcall eval`` and the benchmarks read them."""
+    seed = ((card or {}).get("dataset") or {}).get("seed") or 0
+    return split_rows(load_examples(example_dirs, registry), DatasetOptions(seed=seed))[0]["test"]
 
 
 def read_jsonl(path: Path, required: tuple[str, ...] = ("text",)) -> list[dict]:

@@ -234,6 +234,30 @@ FILLERS = ("um", "uh", "so", "so uh", "hmm", "er", "well", "okay so", "oh", "um 
 """What people say before a request while they think; it never changes the call."""
 
 
+def train_step(model: Any, batch: dict[str, Any], optimizer: Any, scheduler: Any, accelerator: Any,
+               precision: str) -> float:
+    """One optimizer step on a batch (forward, backward, clipping at norm 1, the schedule); the batch's loss."""
+    with autocast(model, accelerator.device.type, precision):
+        loss = call_loss(model, batch)
+    accelerator.backward(loss)
+    accelerator.clip_grad_norm_(model.parameters(), 1.0)
+    optimizer.step()
+    scheduler.step()
+    optimizer.zero_grad()
+    return loss.item()
+
+
+def epoch_rows(rows: list[dict], options: TrainOptions, epoch: int, registry: Registry) -> list[dict]:
+    """The training rows as ``epoch`` sees them, seeded by seed and epoch: some said to someone by name
+    (``address``), some with a filler in front (``hesitate``); ``rows`` itself when neither applies."""
+    rng = random.Random(f"{options.seed}:address:{epoch}")
+    if options.wake and options.address_share:
+        rows = [address(r, options.wake, options.address_share, rng, registry) for r in rows]
+    if options.filler_share:
+        rows = [hesitate(r, options.filler_share, rng, registry) for r in rows]
+    return rows
+
+
 def address(row: dict, wake: str, share: float, rng: random.Random, registry: Registry) -> dict:
     """With probability ``share``, the row said to the assistant by name (first or last: the same call), or, for a
     skill's row, a third of the time said to someone else (other()). The words of every span are kept as they
@@ -470,12 +494,7 @@ def train(options: TrainOptions, registry: Registry) -> TrainResult:
     while step < total_steps:
         epoch, index = divmod(step, steps_per_epoch)
         if epoch != batches_epoch:  # the same rows and batches on resume: a function of seed and epoch
-            rows = train_rows
-            rng = random.Random(f"{options.seed}:address:{epoch}")
-            if options.wake and options.address_share:
-                rows = [address(r, options.wake, options.address_share, rng, registry) for r in rows]
-            if options.filler_share:
-                rows = [hesitate(r, options.filler_share, rng, registry) for r in rows]
+            rows = epoch_rows(train_rows, options, epoch, registry)
             if rows is not train_rows or batches_epoch < 0:  # rows as written are encoded once
                 train_set = [encode_row(tokenizer, template, skills, r["text"], r["call"]) for r in rows]
             lengths = [len(row.input_ids) for row in train_set]
@@ -484,15 +503,8 @@ def train(options: TrainOptions, registry: Registry) -> TrainResult:
             [batches[index][accelerator.process_index % len(batches[index])]]  # a last batch smaller than the shards
         batch_rows = [train_set[i] for i in share]
         batch = {k: v.to(accelerator.device) for k, v in collate(batch_rows, pad_id).items()}
-        with autocast(model, accelerator.device.type, precision):
-            loss = call_loss(model, batch)
-        accelerator.backward(loss)
-        accelerator.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad()
+        value = train_step(model, batch, optimizer, scheduler, accelerator, precision)
         step += 1
-        value = loss.item()
         running = value if running is None else 0.9 * running + 0.1 * value
         history.append({"step": step, "train_loss": value})
         if bar:

@@ -7,7 +7,7 @@ from collections import Counter
 
 import pytest
 
-from finetune.dataset import DatasetError, DatasetOptions, build_dataset, read_jsonl
+from finetune.dataset import DatasetError, DatasetOptions, build_dataset, read_jsonl, router_test_split
 from finetune.examples import EXAMPLES_DIR, load_examples, utterance_key
 
 
@@ -28,6 +28,15 @@ def test_splits_are_stratified_and_disjoint(example_set, tmp_path):
     keys = {name: {utterance_key(r["text"]) for r in part} for name, part in rows.items()}
     assert not keys["train"] & keys["test"] and not keys["train"] & keys["validation"]
     assert not keys["validation"] & keys["test"]
+
+
+def test_a_router_is_tested_on_the_split_of_its_own_seed(example_set, registry, tmp_path):
+    written = build_dataset(example_set, DatasetOptions(tmp_path, seed=7))
+    test = read_jsonl(written.paths["test"], ("text", "call"))
+    rows = router_test_split([EXAMPLES_DIR], registry, {"dataset": {"seed": 7}})
+    assert [(r["text"], r["call"]) for r in rows] == [(r["text"], r["call"]) for r in test]
+    assert router_test_split([EXAMPLES_DIR], registry, {}) != rows  # a card without a seed: seed 0's split
+    assert router_test_split([EXAMPLES_DIR], registry, None) == router_test_split([EXAMPLES_DIR], registry, {})
 
 
 def test_same_seed_same_bytes_other_seed_other_order(example_set, tmp_path):
