@@ -8,8 +8,8 @@ exact/skill accuracy on the rows `skillcall eval` reads (the test split with the
 user's skills and example folders included), and per-utterance routing latency p50/p95 with the prompt prefix kept
 (warm, how the daemon runs) and, on the first 40 rows, with the KV cache cleared and the prefix evaluated again
 inside the timing (cold), beside the warm p50 of the same rows. The load time includes merging the adapter into
-a cached Q8_0 model when that is not cached yet (about 10 s; see `router.merge`). Run it on an idle machine: two jobs at once on
-this 2-vCPU box halve the figures.
+a cached Q8_0 model when that is not cached yet (about 10 s; see `router.merge`). Run it on an idle machine: two
+jobs at once on this 2-vCPU box halve the figures.
 """
 
 from __future__ import annotations
