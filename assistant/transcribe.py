@@ -110,7 +110,7 @@ def _kept(segments: list[Any], options: TranscriberOptions) -> tuple[list[str], 
     kept, dropped = [], None
     for segment in segments:
         if segment.no_speech_prob > options.no_speech_threshold and segment.avg_logprob < options.log_prob_threshold:
-            dropped = f"no speech (p={segment.no_speech_prob:.2f}, log-prob {segment.avg_logprob:.2f})"
+            dropped = f"Whisper judged it silence (p={segment.no_speech_prob:.2f}, log-prob {segment.avg_logprob:.2f})"
             continue
         kept.append(segment.text)
     return kept, (dropped if not kept else None)

@@ -51,11 +51,13 @@ def main() -> None:
                                   weight_decay=options.weight_decay)  # fmt: skip
     total = args.steps + 2
     scheduler = get_cosine_schedule_with_warmup(optimizer, round(options.warmup_ratio * total), total)
+    model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)  # as train() does
     model.train()
     batches = batch_order([len(r.input_ids) for r in rows], args.batch_size, 0)  # as `skillcall train` batches
     times, tokens = [], []
     for step in range(total):
         batch = collate([rows[i] for i in batches[step % len(batches)]], tokenizer.pad_token_id)
+        batch = {k: v.to(accelerator.device) for k, v in batch.items()}
         started = time.perf_counter()
         train_step(model, batch, optimizer, scheduler, accelerator, precision)
         if step >= 2:  # the first steps warm allocators up
