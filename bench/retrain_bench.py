@@ -2,13 +2,13 @@
 
     .venv/bin/python bench/retrain_bench.py [--scratch] [--seed S] [--epochs E] [--out runs/retrain]
 
-Adds the README's ``greet`` skill (bench/greet/: the function and 262 example rows) to the built-in skills,
-writes the splits, trains as ``skillcall train --init router [--epochs E] [--seed S]`` does (by default one epoch
-from the shipped router) and, with ``--scratch``, as ``skillcall train [--seed S]`` does (the defaults, from fresh
-weights). Then routes the test and
-validation splits with the shipped router and each retrained one, and prints the exact-call and skill-name
-accuracy over the built-in skills' rows (the rows the shipped router is measured on) and over greet's, with
-each training's wall time. About 11 minutes here, 27 with ``--scratch``; run it on an idle machine.
+Adds the README's ``greet`` skill (bench/greet/: the function and 262 example rows) to the built-in skills, writes
+the splits, trains as ``skillcall train --init router [--epochs E] [--seed S]`` does (by default one epoch from the
+shipped router) and, with ``--scratch``, as ``skillcall train [--seed S]`` does (the defaults, from fresh weights).
+Then routes the test and validation splits with the shipped router and each retrained one, and prints the
+exact-call and skill-name accuracy over the built-in skills' rows (the rows the shipped router is measured on) and
+over greet's, with each training's wall time. About 11 minutes here, 27 with ``--scratch``; run it on an idle
+machine.
 """
 
 from __future__ import annotations

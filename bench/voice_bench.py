@@ -3,11 +3,11 @@
     .venv/bin/python bench/voice_bench.py [--wav OUT.wav] [--no-prompt-compare]
 
 The shipped router and the bundled Whisper with their default options, whatever the config says, so that the
-figures compare across machines. Prints per-stage latency p50/p95 (VAD end-of-speech delay, transcription, routing, dispatch), end of speech ->
-dispatched p50/p95, and word error rate and routed accuracy with and without Whisper's initial prompt. Skills run
-for real except the ones that would touch the desktop or the network (runapp, weather, news, ask are routed only);
-dispatch and end-to-end figures count only the turns whose skill ran (not those, nor other()). Whisper and the
-router are warmed up before each variant. Run it on an idle machine.
+figures compare across machines. Prints per-stage latency p50/p95 (VAD end-of-speech delay, transcription, routing,
+dispatch), end of speech -> dispatched p50/p95, and word error rate and routed accuracy with and without Whisper's
+initial prompt. Skills run for real except the ones that would touch the desktop or the network (runapp, weather,
+news, ask are routed only); dispatch and end-to-end figures count only the turns whose skill ran (not those, nor
+other()). Whisper and the router are warmed up before each variant. Run it on an idle machine.
 """
 
 from __future__ import annotations
