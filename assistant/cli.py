@@ -462,6 +462,7 @@ def listen_command(
             options.audio = AudioOptions(**{**options.audio.model_dump(), "device": device})
         daemon_box: list = []
         registry = _registry(config, notify=lambda text: daemon_box[0].announce(text) if daemon_box else None)
+        threading.Thread(target=registry.warm, name="warm-skills", daemon=True).start()  # while the models load
         daemon = Daemon(registry, load_transcriber(config.transcriber), _router(config, registry), options,
                         History(options.history_db), emit, dry_run=dry_run,
                         use_wake=wake if wake is not None else input_file is None)  # fmt: skip

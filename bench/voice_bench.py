@@ -7,7 +7,7 @@ figures compare across machines. Prints per-stage latency p50/p95 (VAD end-of-sp
 dispatch), end of speech -> dispatched p50/p95, and word error rate and routed accuracy with and without Whisper's
 initial prompt. Skills run for real except the ones that would touch the desktop or the network (runapp, weather,
 news, ask are routed only); dispatch and end-to-end figures count only the turns whose skill ran (not those, nor
-other()). Whisper and the router are warmed up before each variant. Run it on an idle machine.
+other()). Whisper, the router and the skills (``Registry.warm``) are warmed up before each variant. Run it on an idle machine.
 """
 
 from __future__ import annotations
@@ -84,6 +84,7 @@ def run(audio: np.ndarray, prompt: str | None, router, notes_db: Path) -> tuple[
     transcriber = load_transcriber(TranscriberOptions(initial_prompt=prompt))
     transcriber.transcribe(audio[: 3 * 16000])  # warm-up: neither variant pays a first call's set-up
     router.route("warm up")
+    registry.warm()  # as `skillcall listen` does in the background at start
     turns, ran = [], []
     daemon = Daemon(registry, transcriber, router, DaemonOptions(confirm="never"), None, turns.append,
                     use_wake=False)  # fmt: skip

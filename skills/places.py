@@ -73,6 +73,12 @@ CANADA = {"alberta": "01", "british columbia": "02", "manitoba": "03", "new brun
 """Canadian provinces and territories -> GeoNames admin1 codes ("Victoria, British Columbia")."""
 
 
+def preload() -> None:
+    """Build the place index now (a few seconds on a slow CPU) rather than at the first lookup."""
+    _places()
+    _country_zones()
+
+
 @lru_cache(maxsize=1)
 def _country_zones() -> dict[str, set[str]]:
     """The time zones of each country's cities: one for most, several for the US, Russia, Australia ..."""

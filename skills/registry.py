@@ -70,6 +70,7 @@ class Skill:
     risky: bool = False
     timeout_s: float | None = None
     source: str = ""
+    warm: Callable[[], Any] | None = None
 
     @property
     def signature(self) -> str:
@@ -98,26 +99,32 @@ def skill(
     risky: bool = False,
     timeout_s: float | None = None,
     not_spans: tuple[str, ...] = (),
+    warm: Callable[[], Any] | None = None,
 ) -> Any:
     """Mark a function as a skill: ``@skill`` or ``@skill(risky=True, not_spans=("query",))``.
 
     The name is the function's ``__name__``, the description its docstring's first line, the arguments its
     type-hinted keyword parameters. ``risky`` asks the daemon to confirm first; ``not_spans`` names string
-    parameters whose values are not copied from the utterance.
+    parameters whose values are not copied from the utterance; ``warm`` is called once in the background when the
+    daemon starts (``Registry.warm``), for what the first call would otherwise wait for (an index, a model).
     """
 
     if timeout_s is not None and (isinstance(timeout_s, bool) or not isinstance(timeout_s, (int, float))
                                   or not timeout_s > 0):  # fmt: skip
         raise SkillDefinitionError(f"@skill(timeout_s={timeout_s!r}): give a number of seconds above 0")
+    if warm is not None and not callable(warm):
+        raise SkillDefinitionError(f"@skill(warm={warm!r}): give a function that takes no arguments")
 
     def mark(fn: Callable[..., Any]) -> Callable[..., Any]:
-        fn.__skill__ = _build_skill(fn, risky=risky, timeout_s=timeout_s, not_spans=not_spans)  # type: ignore[attr-defined]
+        fn.__skill__ = _build_skill(fn, risky=risky, timeout_s=timeout_s, not_spans=not_spans,  # type: ignore[attr-defined]
+                                    warm=warm)
         return fn
 
     return mark(function) if function is not None else mark
 
 
-def _build_skill(fn: Callable[..., Any], *, risky: bool, timeout_s: float | None, not_spans: tuple[str, ...]) -> Skill:
+def _build_skill(fn: Callable[..., Any], *, risky: bool, timeout_s: float | None, not_spans: tuple[str, ...],
+                 warm: Callable[[], Any] | None = None) -> Skill:
     name = fn.__name__
     if not name.isidentifier() or name.startswith("_"):
         raise SkillDefinitionError(f"skill name {name!r} must be a public Python identifier")
@@ -167,6 +174,7 @@ def _build_skill(fn: Callable[..., Any], *, risky: bool, timeout_s: float | None
         risky=risky,
         timeout_s=timeout_s,
         source=getattr(fn, "__module__", ""),
+        warm=warm,
     )
 
 
@@ -251,6 +259,17 @@ class Registry:
             if not path.name.startswith("_"):
                 added += self.load_file(path)
         return added
+
+    def warm(self) -> None:
+        """Run each skill's ``warm`` (``@skill(warm=...)``), one after the other; the daemon calls this in a
+        background thread at start. A failure is logged, never raised: the skill's first call tries again."""
+        for entry in list(self.skills.values()):
+            if entry.warm is not None:
+                try:
+                    entry.warm()
+                except Exception as exc:  # a skill's own code: anything can go wrong
+                    logger.warning("skill %s could not warm up (%s: %s); its first call will be slower",
+                                   entry.name, type(exc).__name__, exc)  # fmt: skip
 
     # -- lookup ------------------------------------------------------------------------------------------------
     @property

@@ -57,3 +57,13 @@ def test_unknown_places_fail_clearly():
         resolve("Victoria, Australia")  # not Victoria in Hong Kong or Canada
     with pytest.raises(SkillFailed, match="I don't know a place called Columbus in Montana"):
         resolve("Columbus, Montana")  # not Columbus, Ohio
+
+
+def test_preload_builds_the_index_the_first_lookup_needs(registry):
+    from skills import places
+
+    places._places.cache_clear()
+    places._country_zones.cache_clear()
+    assert registry.get("timecheck").warm is places.preload  # the daemon warms it up at start
+    places.preload()
+    assert places._places.cache_info().currsize == 1 and places._country_zones.cache_info().currsize == 1

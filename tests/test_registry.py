@@ -124,6 +124,32 @@ def test_skill_options_are_checked():
     assert skill(timeout_s=2.5)(f).__skill__.timeout_s == 2.5
 
 
+def test_warm_ups_run_once_and_a_failing_one_is_only_logged(caplog):
+    warmed = []
+
+    def ready() -> str:
+        """Warms up."""
+        return "ok"
+
+    def broken() -> str:
+        """Cannot warm up."""
+        return "ok"
+
+    def boom():
+        raise OSError("index file missing")
+
+    registry = Registry(SkillContext(SkillSettings()))
+    registry.add(skill(warm=lambda: warmed.append("ready"))(ready).__skill__)
+    registry.add(skill(warm=boom)(broken).__skill__)
+    with caplog.at_level("WARNING"):
+        registry.warm()
+    assert warmed == ["ready"]
+    assert "skill broken could not warm up (OSError: index file missing)" in caplog.text
+    assert registry.dispatch(SkillCall("broken")).text == "ok"  # the skill itself still runs
+    with pytest.raises(SkillDefinitionError, match="give a function that takes no arguments"):
+        skill(warm="index")(ready)
+
+
 def test_not_spans_must_name_real_parameters():
     def f(query: str) -> str:
         """Doc."""

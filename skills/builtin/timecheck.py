@@ -6,10 +6,10 @@ from datetime import datetime
 from zoneinfo import ZoneInfoNotFoundError
 
 from skills import SkillFailed, skill
-from skills.places import resolve
+from skills.places import preload, resolve
 
 
-@skill
+@skill(warm=preload)
 def timecheck(location: str | None = None) -> str:
     """The local time at a place; without one, here."""
     if not location or not location.strip():
