@@ -329,8 +329,6 @@ class Segmenter:
         return utterance
 
 
-
-
 def segment(
     chunks: Iterable[np.ndarray], options: VadOptions | None = None, *, sample_rate: int = SAMPLE_RATE
 ) -> Iterator[Utterance]:

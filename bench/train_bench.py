@@ -19,13 +19,21 @@ import time
 
 import torch
 from accelerate import Accelerator
-from peft import LoraConfig, get_peft_model
-from transformers import get_cosine_schedule_with_warmup
 
 from finetune.base import load_base
 from finetune.dataset import read_jsonl
 from finetune.prompts import load_template
-from finetune.train import TrainOptions, batch_order, collate, encode_row, epoch_rows, pick_precision, train_step
+from finetune.train import (
+    TrainOptions,
+    batch_order,
+    collate,
+    encode_row,
+    epoch_rows,
+    optimizer_and_schedule,
+    pick_precision,
+    train_step,
+    with_lora,
+)
 from skills import load_registry
 
 
@@ -39,18 +47,14 @@ def main() -> None:
     options = TrainOptions(batch_size=args.batch_size, precision=args.precision)
     precision = pick_precision(options.precision)
     model, tokenizer = load_base(dtype=precision)
-    lora = options.lora
-    model = get_peft_model(model, LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
-                                             target_modules=lora.target_modules, task_type="CAUSAL_LM"))
+    model = with_lora(model, options.lora)
     template = load_template(options.template)
     written = read_jsonl(args.data, ("text", "call"))
     rows = [encode_row(tokenizer, template, "", r["text"], r["call"])
             for r in epoch_rows(written, options, 0, load_registry())]  # fmt: skip
     accelerator = Accelerator()
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=options.learning_rate,
-                                  weight_decay=options.weight_decay)  # fmt: skip
     total = args.steps + 2
-    scheduler = get_cosine_schedule_with_warmup(optimizer, round(options.warmup_ratio * total), total)
+    optimizer, scheduler = optimizer_and_schedule(model, options, total)
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)  # as train() does
     model.train()
     batches = batch_order([len(r.input_ids) for r in rows], args.batch_size, 0)  # as `skillcall train` batches

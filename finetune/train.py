@@ -234,6 +234,24 @@ FILLERS = ("um", "uh", "so", "so uh", "hmm", "er", "well", "okay so", "oh", "um 
 """What people say before a request while they think; it never changes the call."""
 
 
+def with_lora(model: Any, lora: LoraOptions) -> Any:
+    """``model`` with a fresh LoRA adapter as ``lora`` describes it (peft)."""
+    from peft import LoraConfig, get_peft_model
+
+    return get_peft_model(model, LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
+                                            target_modules=lora.target_modules, task_type="CAUSAL_LM"))  # fmt: skip
+
+
+def optimizer_and_schedule(model: Any, options: TrainOptions, total_steps: int) -> tuple[Any, Any]:
+    """AdamW over the adapter's weights, and its cosine schedule with warm-up over ``total_steps``."""
+    import torch
+    from transformers import get_cosine_schedule_with_warmup
+
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=options.learning_rate,
+                                  weight_decay=options.weight_decay)  # fmt: skip
+    return optimizer, get_cosine_schedule_with_warmup(optimizer, round(options.warmup_ratio * total_steps), total_steps)
+
+
 def train_step(model: Any, batch: dict[str, Any], optimizer: Any, scheduler: Any, accelerator: Any,
                precision: str) -> float:
     """One optimizer step on a batch (forward, backward, clipping at norm 1, the schedule); the batch's loss."""
@@ -380,10 +398,10 @@ def train(options: TrainOptions, registry: Registry) -> TrainResult:
     """The front door: train, keep the best checkpoint (validation call accuracy, then loss), write the router."""
     try:
         import torch
+        import transformers  # noqa: F401  (the train extra, checked up front)
         from accelerate import Accelerator
-        from peft import LoraConfig, get_peft_model, set_peft_model_state_dict
+        from peft import set_peft_model_state_dict
         from peft.utils import get_peft_model_state_dict
-        from transformers import get_cosine_schedule_with_warmup
     except ImportError as exc:
         raise TrainError(f"training needs the train extra ({exc.name} is missing): pip install -e '.[train]'") from exc
 
@@ -419,9 +437,7 @@ def train(options: TrainOptions, registry: Registry) -> TrainResult:
         from peft import prepare_model_for_kbit_training
 
         model = prepare_model_for_kbit_training(model)
-    lora = LoraConfig(r=options.lora.r, lora_alpha=options.lora.alpha, lora_dropout=options.lora.dropout,
-                      target_modules=options.lora.target_modules, task_type="CAUSAL_LM")  # fmt: skip
-    model = get_peft_model(model, lora)
+    model = with_lora(model, options.lora)
     if init_weights is not None:
         set_peft_model_state_dict(model, init_weights)
 
@@ -439,9 +455,7 @@ def train(options: TrainOptions, registry: Registry) -> TrainResult:
     total_steps = options.max_steps or max(1, round(options.epochs * steps_per_epoch))
     eval_every = options.eval_every or max(1, math.ceil(total_steps / 4))
 
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=options.learning_rate,
-                                  weight_decay=options.weight_decay)  # fmt: skip
-    scheduler = get_cosine_schedule_with_warmup(optimizer, round(options.warmup_ratio * total_steps), total_steps)
+    optimizer, scheduler = optimizer_and_schedule(model, options, total_steps)
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
 
     out = options.out
