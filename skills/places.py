@@ -139,8 +139,8 @@ def resolve(place: str) -> tuple[str, ZoneInfo]:
         matches = [c for c in matches if (c["countrycode"], c.get("admin1code")) == state]
     elif wanted_country:
         matches = [c for c in matches if wanted_country in (c["countrycode"], TERRITORIES.get(c["countrycode"]))]
-        zones_there = _country_zones().get(wanted_country, set())
-        if not matches and len(zones_there) == 1:  # "Victoria, Malta": a place it lacks, in a one-zone country
+        zones_there = _country_zones().get(wanted_country, set()) if not matches else set()
+        if len(zones_there) == 1:  # "Victoria, Malta": a place it lacks, in a one-zone country
             return place.strip(), ZoneInfo(next(iter(zones_there)))
     if (state or wanted_country) and not matches:  # never a namesake elsewhere ("Victoria, Australia")
         raise SkillFailed(f"I don't know a place called {name} in {qualifier}; try a city near it.")
