@@ -278,7 +278,7 @@ def train_command(
     data: Annotated[Path, typer.Option(help="Folder with the splits from `skillcall dataset`.")] = Path("data"),
     out: Annotated[Path | None, typer.Option(help="Router folder to write (default: the shipped router/).")] = None,
     base: Annotated[str | None, typer.Option(help="Base model: .gguf path or HF model (default: bundled).")] = None,
-    epochs: Annotated[float | None, typer.Option(help="Passes over the training rows (default 2.6; 1 with "
+    epochs: Annotated[float | None, typer.Option(help="Passes over the training rows (default 3.5; 1 with "
                                                  "--init).")] = None,
     max_steps: Annotated[int | None, typer.Option(help="Stop after this many steps.")] = None,
     batch_size: Annotated[int, typer.Option(help="Rows per step.")] = 8,
@@ -294,6 +294,8 @@ def train_command(
     max_train_rows: Annotated[int | None, typer.Option(help="Train on a subset (quick runs).")] = None,
     precision: Annotated[Literal["auto", "float32", "bfloat16"],
                          typer.Option(help="The frozen base's arithmetic (auto: bfloat16 where faster).")] = "auto",
+    compile_layers: Annotated[bool, typer.Option("--compile/--no-compile", help="Compile the decoder layers "
+                                                 "(torch.compile; steps ≈1.3× faster on a CPU).")] = True,
 ) -> None:
     """LoRA fine-tune of the router on the dataset, then export for llama.cpp."""
     from finetune.train import LoraOptions, TrainOptions, train
@@ -302,7 +304,8 @@ def train_command(
         config = _config()
         options = TrainOptions(
             data=data, max_steps=max_steps, batch_size=batch_size, seed=seed, resume=resume, init=init,
-            four_bit=four_bit, max_train_rows=max_train_rows, precision=precision, progress=True,
+            four_bit=four_bit, max_train_rows=max_train_rows, precision=precision, compile=compile_layers,
+            progress=True,
             lora=LoraOptions(r=rank, alpha=2 * rank), wake=_wake_name(config),
             **{k: v for k, v in {"out": out, "base": base, "epochs": epochs, "template": template,
                                  "learning_rate": learning_rate}.items() if v is not None},

@@ -6,6 +6,7 @@ Runs unchanged on a laptop CPU and under ``accelerate launch`` on several GPUs (
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -59,7 +60,7 @@ class TrainOptions(BaseModel):
     out: Path = Field(ROUTER_DIR, description="Folder the router is written to.")
     template: str = Field(DEFAULT_TEMPLATE, description="Prompt template family (prompts/<name>.toml) or a .toml path.")
     skill_list: SkillList = Field("none", description="Skill list in the prompt: none, names or full.")
-    epochs: float = Field(2.6, gt=0, description="Passes over the training rows (fractions allowed); 1 unless "
+    epochs: float = Field(3.5, gt=0, description="Passes over the training rows (fractions allowed); 1 unless "
                           "given when starting from another router (``init``).")
     max_steps: int | None = Field(None, ge=1, description="Stop after this many optimizer steps (overrides epochs).")
     batch_size: int = Field(8, ge=1, description="Rows per step; each batch is padded to its own longest row.")
@@ -77,6 +78,9 @@ class TrainOptions(BaseModel):
         "CPU multiplies bfloat16 in hardware (AMX, AVX512-BF16); the adapter and the optimizer stay float32 either "
         "way. auto = bfloat16 on a GPU, or on a CPU that multiplies bfloat16 at least 1.5× faster than float32 "
         "(timed at start), else float32.")  # fmt: skip
+    compile: bool = Field(True, description="Compile the decoder layers with torch.compile, once for all of them and "
+                          "every batch shape (≈40 s on a 2-vCPU laptop the first time, cached after): a CPU step "
+                          "≈1.3× faster. Where compilation fails (no C++ compiler), training runs uncompiled.")
     resume: bool = Field(False, description="Continue from out/checkpoint if it is there.")
     init: Path | None = Field(None, description="Start from this router's adapter (a folder `skillcall train` wrote, "
                               "e.g. the shipped router/) instead of fresh LoRA weights: after adding a skill or "
@@ -95,7 +99,7 @@ class TrainOptions(BaseModel):
 
     @model_validator(mode="after")
     def _from_a_router(self) -> TrainOptions:
-        """Starting from a trained router, one gentle epoch: fresh weights' 2.6 epochs at 1.5e-3 would cost the
+        """Starting from a trained router, one gentle epoch: fresh weights' 3.5 epochs at 1.5e-3 would cost the
         time ``init`` saves and move the router as far as training from scratch does."""
         if self.init is not None:
             if "epochs" not in self.model_fields_set:
@@ -203,12 +207,93 @@ def autocast(model: Any, device_type: str, precision: str) -> Iterator[None]:
         yield
 
 
+PLAIN_HEADS = ("llama", "mistral", "qwen2", "qwen3")
+"""Model types whose logits are exactly the output embedding applied to the decoder's last hidden state."""
+
+
 def call_loss(model: Any, batch: dict[str, Any]) -> Any:
-    """Mean cross-entropy over the call tokens of a batch."""
+    """Mean cross-entropy over the call tokens of a batch. For a decoder with a plain, frozen head (``PLAIN_HEADS``)
+    the hidden states of the call tokens are picked first and the vocabulary projection and the loss are computed
+    together in chunks (``head_loss``), so the batch's 49k-wide logits and their gradient never exist whole (with the
+    fused AdamW, a CPU step ≈6 % faster); any other model, or one wrapped for several processes (DDP), goes through
+    its own forward."""
     import torch
 
-    logits, targets, _ = call_logits(model, batch)
-    return torch.nn.functional.cross_entropy(logits.float(), targets)
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model  # peft's wrapper, if any
+    head = base.get_output_embeddings() if hasattr(base, "get_output_embeddings") else None
+    plain = getattr(getattr(base, "config", None), "model_type", None) in PLAIN_HEADS
+    if not plain or head is None or head.weight.requires_grad or getattr(head, "bias", None) is not None:
+        logits, targets, _ = call_logits(model, batch)
+        return torch.nn.functional.cross_entropy(logits.float(), targets)
+    labels = batch["labels"][:, 1:]  # position t predicts token t + 1
+    mask = labels != -100
+    hidden = base.get_decoder()(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                                use_cache=False).last_hidden_state  # fmt: skip
+    return head_loss(hidden[:, :-1][mask], head.weight, labels[mask])
+
+
+def head_loss(hidden: Any, weight: Any, targets: Any, chunk: int = 128) -> Any:
+    """Mean cross-entropy of the logits ``hidden @ weight.T`` (in float32, as ``call_logits`` gives them) against
+    ``targets``, ``chunk`` rows at a time; the gradient for ``hidden`` is computed in the same pass (``weight`` is
+    frozen), so the backward pass only scales it."""
+    return _head_loss_function().apply(hidden, weight, targets, chunk)
+
+
+@functools.cache
+def _head_loss_function() -> Any:
+    import torch
+
+    class HeadLoss(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx: Any, hidden: Any, weight: Any, targets: Any, chunk: int) -> Any:
+            count = max(len(targets), 1)
+            total = torch.zeros((), dtype=torch.float32, device=hidden.device)
+            grad = torch.zeros_like(hidden) if ctx.needs_input_grad[0] else None
+            for start in range(0, len(targets), chunk):
+                logits = hidden[start : start + chunk] @ weight.T  # bfloat16 under autocast, as the head's
+                picked = targets[start : start + chunk, None]
+                logp = torch.log_softmax(logits, dim=-1, dtype=torch.float32)
+                total -= logp.gather(1, picked).sum()
+                if grad is not None:  # d loss / d logits = (softmax - one-hot) / count
+                    probs = logp.exp_().scatter_add_(1, picked, torch.full_like(picked, -1, dtype=logp.dtype))
+                    grad[start : start + chunk] = (probs.to(weight.dtype) @ weight).div_(count)
+            ctx.save_for_backward(grad)
+            return total / count
+
+        @staticmethod
+        def backward(ctx: Any, grad_output: Any) -> tuple:
+            (grad,) = ctx.saved_tensors
+            return grad * grad_output, None, None, None
+
+    return HeadLoss
+
+
+def compile_layers(model: Any, device_type: str) -> int:
+    """Compile ``model``'s repeated blocks (its decoder layers: the classes in ``_no_split_modules``) in place with
+    ``torch.compile``: one compilation serves every layer and, being dynamic, every batch shape. The parameters'
+    names do not change, so the adapter saves as before. On a CPU the compiled kernels need a C++ compiler; without
+    one the layers stay as they are, with a warning. Should compiling fail anyway, the layers run uncompiled: dynamo
+    falls back (``suppress_errors``, a process-wide setting), and the backward pass is compiled with the forward pass
+    so that the fallback covers it too. How many blocks were compiled."""
+    import torch
+
+    if device_type == "cpu":
+        try:
+            from torch._inductor.cpp_builder import get_cpp_compiler
+
+            get_cpp_compiler()
+        except Exception as exc:  # InvalidCxxCompiler, or a PyTorch whose compiler lookup moved
+            logger.warning("training runs uncompiled, about 1.3x slower: torch.compile needs a C++ compiler (%s); "
+                           "install one (Debian: build-essential) or set CXX", type(exc).__name__)  # fmt: skip
+            return 0
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    kinds = set(getattr(base, "_no_split_modules", None) or ())
+    blocks = [module for module in model.modules() if type(module).__name__ in kinds]
+    torch._dynamo.config.suppress_errors = True
+    torch._functorch.config.force_non_lazy_backward_lowering = True  # else compiled, and failing, at backward()
+    for block in blocks:
+        block.compile(dynamic=True)
+    return len(blocks)
 
 
 def batch_order(lengths: list[int], batch_size: int, seed: int) -> list[list[int]]:
@@ -248,7 +333,7 @@ def optimizer_and_schedule(model: Any, options: TrainOptions, total_steps: int) 
     from transformers import get_cosine_schedule_with_warmup
 
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=options.learning_rate,
-                                  weight_decay=options.weight_decay)  # fmt: skip
+                                  weight_decay=options.weight_decay, fused=True)  # one kernel for all the tensors
     return optimizer, get_cosine_schedule_with_warmup(optimizer, round(options.warmup_ratio * total_steps), total_steps)
 
 
@@ -440,6 +525,7 @@ def train(options: TrainOptions, registry: Registry) -> TrainResult:
     model = with_lora(model, options.lora)
     if init_weights is not None:
         set_peft_model_state_dict(model, init_weights)
+    compiled = compile_layers(model, accelerator.device.type) if options.compile else 0
 
     template = load_template(options.template)
     skills = skills_text(registry, options.skill_list)
@@ -577,7 +663,8 @@ def train(options: TrainOptions, registry: Registry) -> TrainResult:
                      "batch_size": options.batch_size, "learning_rate": options.learning_rate,
                      "seconds": round(seconds, 1), "seconds_per_step": round(seconds / max(step, 1), 3),
                      "threads": torch.get_num_threads(), "device": device_name(accelerator.device),
-                     "precision": precision, "seed": options.seed, "init": setup["init"]},  # fmt: skip
+                     "precision": precision, "compiled_layers": compiled, "seed": options.seed,
+                     "init": setup["init"]},  # fmt: skip
         "metrics": {"best_step": best["step"], "validation_loss": round(best["loss"], 5),
                     "validation_call_accuracy": round(best["call_accuracy"], 4)},  # fmt: skip
         "files": {"adapter": ADAPTER_DIR, "gguf": ADAPTER_GGUF if export else None},

@@ -27,8 +27,10 @@ from finetune.train import (
     call_logits,
     call_loss,
     collate,
+    compile_layers,
     encode_row,
     evaluate_loss,
+    head_loss,
     hesitate,
     pick_precision,
     train,
@@ -113,6 +115,121 @@ def test_call_loss_is_the_models_loss_with_the_prompt_logits_skipped(base_model)
     batch = collate(rows, tokenizer.pad_token_id)
     with torch.no_grad():
         assert torch.allclose(call_loss(model, batch), model(**batch).loss, atol=1e-4)
+
+
+def test_the_chunked_head_loss_is_the_cross_entropy_and_its_gradient():
+    import torch
+
+    generator = torch.Generator().manual_seed(0)
+    weight = torch.randn(50, 8, generator=generator)
+    hidden = torch.randn(7, 8, generator=generator, requires_grad=True)
+    targets = torch.randint(0, 50, (7,), generator=generator)
+    loss = head_loss(hidden, weight, targets, chunk=3)  # three chunks, the last one short
+    (2 * loss).backward()  # the backward pass scales the gradient computed in the forward pass
+    ours, hidden.grad = hidden.grad, None
+    expected = torch.nn.functional.cross_entropy(hidden @ weight.T, targets)
+    (2 * expected).backward()
+    assert torch.allclose(loss, expected, atol=1e-6) and torch.allclose(ours, hidden.grad, atol=1e-6)
+    with torch.no_grad():
+        assert torch.allclose(head_loss(hidden, weight, targets, chunk=4), expected, atol=1e-6)
+
+
+def _lora_batch(model, tokenizer, rank=4):
+    """``model`` with a LoRA adapter whose B is not zero (so it counts), and a batch of three rows."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    lora = get_peft_model(model, LoraConfig(r=rank, lora_alpha=2 * rank, target_modules=["q_proj", "v_proj"],
+                                            task_type="CAUSAL_LM"))  # fmt: skip
+    generator = torch.Generator().manual_seed(0)
+    for name, parameter in lora.named_parameters():
+        if "lora_B" in name:
+            parameter.data = torch.randn(parameter.shape, generator=generator) * 0.05
+    rows = [encode_row(tokenizer, load_template(), "", text, call) for text, call in
+            [("set a timer for 5 minutes", 'timer(duration="5 minutes")'), ("hi there", "other()"),
+             ("what's the weather like in new york", 'weather(location="new york")')]]  # fmt: skip
+    return lora, collate(rows, tokenizer.pad_token_id)
+
+
+def _loss_and_grads(model, batch, loss_of) -> tuple[float, list]:
+    loss = loss_of(model, batch)
+    loss.backward()
+    grads = [p.grad.clone() for p in model.parameters() if p.requires_grad]
+    model.zero_grad()
+    return loss.item(), grads
+
+
+def test_the_call_loss_of_an_adapter_trains_it_as_the_models_own_forward_would():
+    import torch
+
+    model, tokenizer = load_base()  # float32: the two paths agree to rounding
+    lora, batch = _lora_batch(model, tokenizer)
+
+    def through_the_models_forward(model, batch):
+        logits, targets, _ = call_logits(model, batch)
+        return torch.nn.functional.cross_entropy(logits.float(), targets)
+
+    picked = _loss_and_grads(lora, batch, call_loss)  # the call tokens' hidden states, then the head in chunks
+    whole = _loss_and_grads(lora, batch, through_the_models_forward)
+    assert picked[0] == pytest.approx(whole[0], abs=1e-5)
+    assert all(torch.allclose(a, b, rtol=1e-3, atol=1e-6) for a, b in zip(picked[1], whole[1], strict=True))
+
+
+def test_compiled_layers_train_as_the_uncompiled_ones_and_keep_their_names():
+    import torch
+
+    model, tokenizer = load_base()
+    lora, batch = _lora_batch(model, tokenizer)
+    names = [name for name, _ in lora.named_parameters()]
+    eager = _loss_and_grads(lora, batch, call_loss)
+    assert compile_layers(lora, "cpu") == model.config.num_hidden_layers
+    compiled = _loss_and_grads(lora, batch, call_loss)
+    assert [name for name, _ in lora.named_parameters()] == names  # the adapter saves under the same keys
+    assert all(layer._compiled_call_impl is not None for layer in model.model.layers)
+    assert compiled[0] == pytest.approx(eager[0], rel=1e-4)
+    assert all(torch.allclose(a, b, rtol=1e-2, atol=1e-5) for a, b in zip(compiled[1], eager[1], strict=True))
+
+
+BROKEN_COMPILER_RUN = """
+import math
+from accelerate import Accelerator
+from finetune.base import load_base
+from finetune.prompts import load_template
+from finetune.train import TrainOptions, collate, compile_layers, encode_row, optimizer_and_schedule, train_step
+from finetune.train import with_lora
+
+model, tokenizer = load_base()
+lora = with_lora(model, TrainOptions().lora)
+print("compiled", compile_layers(lora, "cpu"))
+batch = collate([encode_row(tokenizer, load_template(), "", "hi there", "other()")], tokenizer.pad_token_id)
+optimizer, scheduler = optimizer_and_schedule(lora, TrainOptions(), 10)
+losses = [train_step(lora, batch, optimizer, scheduler, Accelerator(), "float32") for _ in range(2)]
+print("trained", all(map(math.isfinite, losses)) and losses[1] < losses[0])
+"""
+
+
+def test_layers_that_fail_to_compile_train_uncompiled(tmp_path):
+    import subprocess
+    import sys
+
+    compiler = tmp_path / "broken-c++"  # says its version, fails to compile anything: a broken toolchain
+    compiler.write_text('#!/bin/sh\n[ "$1" = --version ] && exec g++ --version\necho "broken-c++: no" >&2\nexit 1\n')
+    compiler.chmod(0o755)
+    env = {**os.environ, "CXX": str(compiler), "TORCHINDUCTOR_CACHE_DIR": str(tmp_path / "cache")}  # nothing reused
+    run = subprocess.run([sys.executable, "-c", BROKEN_COMPILER_RUN], env=env, capture_output=True, text=True,
+                         timeout=600)  # fmt: skip
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "compiled 30" in run.stdout and "trained True" in run.stdout  # the layers were to compile, and trained
+    assert "broken-c++" in run.stderr  # dynamo's warning: what failed
+
+
+def test_without_a_cpp_compiler_the_layers_stay_uncompiled_and_it_says_why(base_model, caplog):
+    import torch
+
+    with torch._inductor.config.patch({"cpp.cxx": ("no-such-c++-compiler",)}):
+        assert compile_layers(base_model[0], "cpu") == 0
+    assert all(layer._compiled_call_impl is None for layer in base_model[0].model.layers)
+    assert "needs a C++ compiler (InvalidCxxCompiler)" in caplog.text
 
 
 def test_bfloat16_training_computes_the_float32_loss_and_keeps_the_adapter_in_float32(base_model):
