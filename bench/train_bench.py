@@ -59,7 +59,7 @@ def main() -> None:
     rows = [encode_row(tokenizer, template, "", r["text"], r["call"])
             for r in epoch_rows(written, options, 0, load_registry())]  # fmt: skip
     total = args.steps + 2
-    optimizer, scheduler = optimizer_and_schedule(model, options, total)
+    optimizer, scheduler = optimizer_and_schedule(model, options, total, accelerator.device.type)
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)  # as train() does
     model.train()
     batches = batch_order([len(r.input_ids) for r in rows], args.batch_size, 0)  # as `skillcall train` batches

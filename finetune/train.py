@@ -78,9 +78,10 @@ class TrainOptions(BaseModel):
         "CPU multiplies bfloat16 in hardware (AMX, AVX512-BF16); the adapter and the optimizer stay float32 either "
         "way. auto = bfloat16 on a GPU, or on a CPU that multiplies bfloat16 at least 1.5× faster than float32 "
         "(timed at start), else float32.")  # fmt: skip
-    compile: bool = Field(True, description="Compile the decoder layers with torch.compile, once for all of them and "
-                          "every batch shape (≈40 s on a 2-vCPU laptop the first time, cached after): a CPU step "
-                          "≈1.3× faster. Where compilation fails (no C++ compiler), training runs uncompiled.")
+    compile: bool = Field(True, description="Compile the decoder layers with torch.compile; they share the "
+                          "compiled code, for every batch shape (≈40 s on a 2-vCPU laptop the first time, cached "
+                          "after): a CPU step ≈1.3× faster. Where compilation fails (no C++ compiler), training runs "
+                          "uncompiled.")  # fmt: skip
     resume: bool = Field(False, description="Continue from out/checkpoint if it is there.")
     init: Path | None = Field(None, description="Start from this router's adapter (a folder `skillcall train` wrote, "
                               "e.g. the shipped router/) instead of fresh LoRA weights: after adding a skill or "
@@ -215,14 +216,16 @@ def call_loss(model: Any, batch: dict[str, Any]) -> Any:
     """Mean cross-entropy over the call tokens of a batch. For a decoder with a plain, frozen head (``PLAIN_HEADS``)
     the hidden states of the call tokens are picked first and the vocabulary projection and the loss are computed
     together in chunks (``head_loss``), so the batch's 49k-wide logits and their gradient never exist whole (with the
-    fused AdamW, a CPU step ≈6 % faster); any other model, or one wrapped for several processes (DDP), goes through
-    its own forward."""
+    fused AdamW, a CPU step ≈6 % faster). Any other model goes through its own forward: one wrapped for several
+    processes (DDP) or for accelerate's mixed precision (its forward wrapped), a head with an adapter, a bias or
+    trainable weights."""
     import torch
 
     base = model.get_base_model() if hasattr(model, "get_base_model") else model  # peft's wrapper, if any
     head = base.get_output_embeddings() if hasattr(base, "get_output_embeddings") else None
     plain = getattr(getattr(base, "config", None), "model_type", None) in PLAIN_HEADS
-    if not plain or head is None or head.weight.requires_grad or getattr(head, "bias", None) is not None:
+    plain = plain and type(head) is torch.nn.Linear and head.bias is None and not hasattr(model, "_original_forward")
+    if not plain or any(p.requires_grad for p in head.parameters()):
         logits, targets, _ = call_logits(model, batch)
         return torch.nn.functional.cross_entropy(logits.float(), targets)
     labels = batch["labels"][:, 1:]  # position t predicts token t + 1
@@ -235,8 +238,10 @@ def call_loss(model: Any, batch: dict[str, Any]) -> Any:
 def head_loss(hidden: Any, weight: Any, targets: Any, chunk: int = 128) -> Any:
     """Mean cross-entropy of the logits ``hidden @ weight.T`` (in float32, as ``call_logits`` gives them) against
     ``targets``, ``chunk`` rows at a time; the gradient for ``hidden`` is computed in the same pass (``weight`` is
-    frozen), so the backward pass only scales it."""
-    return _head_loss_function().apply(hidden, weight, targets, chunk)
+    frozen), so the backward pass only scales it; without gradients (``torch.no_grad``) it is not computed."""
+    import torch
+
+    return _head_loss_function().apply(hidden, weight, targets, chunk, torch.is_grad_enabled() and hidden.requires_grad)
 
 
 @functools.cache
@@ -245,10 +250,10 @@ def _head_loss_function() -> Any:
 
     class HeadLoss(torch.autograd.Function):
         @staticmethod
-        def forward(ctx: Any, hidden: Any, weight: Any, targets: Any, chunk: int) -> Any:
+        def forward(ctx: Any, hidden: Any, weight: Any, targets: Any, chunk: int, with_grad: bool) -> Any:
             count = max(len(targets), 1)
             total = torch.zeros((), dtype=torch.float32, device=hidden.device)
-            grad = torch.zeros_like(hidden) if ctx.needs_input_grad[0] else None
+            grad = torch.zeros_like(hidden) if with_grad else None
             for start in range(0, len(targets), chunk):
                 logits = hidden[start : start + chunk] @ weight.T  # bfloat16 under autocast, as the head's
                 picked = targets[start : start + chunk, None]
@@ -263,20 +268,19 @@ def _head_loss_function() -> Any:
         @staticmethod
         def backward(ctx: Any, grad_output: Any) -> tuple:
             (grad,) = ctx.saved_tensors
-            return grad * grad_output, None, None, None
+            return grad * grad_output, None, None, None, None
 
     return HeadLoss
 
 
 def compile_layers(model: Any, device_type: str) -> int:
     """Compile ``model``'s repeated blocks (its decoder layers: the classes in ``_no_split_modules``) in place with
-    ``torch.compile``: one compilation serves every layer and, being dynamic, every batch shape. The parameters'
+    ``torch.compile``: layers of one class share their compiled code (two compilations for a LoRA model: the first
+    layer, whose input carries no gradient, and the others) and, being dynamic, every batch shape. The parameters'
     names do not change, so the adapter saves as before. On a CPU the compiled kernels need a C++ compiler; without
-    one the layers stay as they are, with a warning. Should compiling fail anyway, the layers run uncompiled: dynamo
-    falls back (``suppress_errors``, a process-wide setting), and the backward pass is compiled with the forward pass
-    so that the fallback covers it too. How many blocks were compiled."""
-    import torch
-
+    one the layers stay as they are, with a warning. Compilation happens at the first call; in ``train_step`` and
+    ``evaluate_loss`` a failure falls back to the uncompiled layers (``uncompiled_on_failure``). How many blocks
+    were compiled."""
     if device_type == "cpu":
         try:
             from torch._inductor.cpp_builder import get_cpp_compiler
@@ -289,11 +293,21 @@ def compile_layers(model: Any, device_type: str) -> int:
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
     kinds = set(getattr(base, "_no_split_modules", None) or ())
     blocks = [module for module in model.modules() if type(module).__name__ in kinds]
-    torch._dynamo.config.suppress_errors = True
-    torch._functorch.config.force_non_lazy_backward_lowering = True  # else compiled, and failing, at backward()
     for block in blocks:
         block.compile(dynamic=True)
     return len(blocks)
+
+
+@contextmanager
+def uncompiled_on_failure() -> Iterator[None]:
+    """Where compiled layers (``compile_layers``) fail to compile, dynamo runs them uncompiled, with its warning
+    (``suppress_errors``); the backward pass is compiled with the forward pass, so that this covers it too (else
+    it compiles, and fails, inside ``backward()``)."""
+    import torch
+
+    with torch._dynamo.config.patch(suppress_errors=True), \
+            torch._functorch.config.patch(force_non_lazy_backward_lowering=True):  # fmt: skip
+        yield
 
 
 def batch_order(lengths: list[int], batch_size: int, seed: int) -> list[list[int]]:
@@ -327,22 +341,25 @@ def with_lora(model: Any, lora: LoraOptions) -> Any:
                                             target_modules=lora.target_modules, task_type="CAUSAL_LM"))  # fmt: skip
 
 
-def optimizer_and_schedule(model: Any, options: TrainOptions, total_steps: int) -> tuple[Any, Any]:
-    """AdamW over the adapter's weights, and its cosine schedule with warm-up over ``total_steps``."""
+def optimizer_and_schedule(model: Any, options: TrainOptions, total_steps: int, device_type: str = "cpu") -> tuple:
+    """AdamW over the adapter's weights (one fused kernel for all of them on a CPU or CUDA ``device_type``), and its
+    cosine schedule with warm-up over ``total_steps``."""
     import torch
     from transformers import get_cosine_schedule_with_warmup
 
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=options.learning_rate,
-                                  weight_decay=options.weight_decay, fused=True)  # one kernel for all the tensors
+                                  weight_decay=options.weight_decay,
+                                  fused=True if device_type in ("cpu", "cuda") else None)  # fmt: skip
     return optimizer, get_cosine_schedule_with_warmup(optimizer, round(options.warmup_ratio * total_steps), total_steps)
 
 
 def train_step(model: Any, batch: dict[str, Any], optimizer: Any, scheduler: Any, accelerator: Any,
                precision: str) -> float:
     """One optimizer step on a batch (forward, backward, clipping at norm 1, the schedule); the batch's loss."""
-    with autocast(model, accelerator.device.type, precision):
-        loss = call_loss(model, batch)
-    accelerator.backward(loss)
+    with uncompiled_on_failure():
+        with autocast(model, accelerator.device.type, precision):
+            loss = call_loss(model, batch)
+        accelerator.backward(loss)
     accelerator.clip_grad_norm_(model.parameters(), 1.0)
     optimizer.step()
     scheduler.step()
@@ -411,7 +428,7 @@ def evaluate_loss(model: Any, rows: list[Encoded], pad_id: int, batch_size: int 
 
     model.eval()
     total_loss, total_tokens, exact = 0.0, 0, 0
-    with torch.no_grad():
+    with torch.no_grad(), uncompiled_on_failure():
         for start in range(0, len(rows), batch_size):
             batch = collate(rows[start : start + batch_size], pad_id)
             batch = {k: v.to(model.device) for k, v in batch.items()}
@@ -541,7 +558,7 @@ def train(options: TrainOptions, registry: Registry) -> TrainResult:
     total_steps = options.max_steps or max(1, round(options.epochs * steps_per_epoch))
     eval_every = options.eval_every or max(1, math.ceil(total_steps / 4))
 
-    optimizer, scheduler = optimizer_and_schedule(model, options, total_steps)
+    optimizer, scheduler = optimizer_and_schedule(model, options, total_steps, accelerator.device.type)
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
 
     out = options.out
