@@ -175,13 +175,29 @@ _PARTS = {**{word: n for word, n in _ORDINALS.items() if word != "second"}, "qua
 _REWRITES = [  # verb-first phrasings -> infix ("subtract 8 from 50" -> "50 minus 8")
     (re.compile(r"\bdivide (.+?) by (.+)"), r"\1 divided by \2"),
     (re.compile(r"\bmultiply (.+?) (?:by|and|with) (.+)"), r"\1 times \2"),
-    (re.compile(r"\badd (.+?) (?:and|to|plus) (.+)"), r"\1 plus \2"),
+    (re.compile(r"\badd (.+?) (?:to|plus) (.+)"), r"\1 plus \2"),
+    (re.compile(r"\badd (.+ and .+)"), lambda m: _split_sum(m[1])),
     (re.compile(r"\bsubtract (.+?) from (.+)"), r"\2 minus \1"),
+    (re.compile(r"\btake (.+?) away from (.+)"), r"\2 minus \1"),
+    # "square 17", "the cube of three": the verb or noun in front is the power ("square root of" is not)
+    (re.compile(r"\b(square|cube) (?:of )?(?!roots?\b)(.+)"), lambda m: f"( {m[2]} ) {m[1]}d"),
     (re.compile(r"^(.+?) less than (.+)$"), r"\2 minus \1"),  # "twenty five less than 100"
     (re.compile(r"^(.+?) more than (.+)$"), r"\2 plus \1"),
     (re.compile(rf"\bto the ({'|'.join(_ORDINALS)}|\d+)(?:st|nd|rd|th)? power\b"),
      lambda m: f"to the power of {_ORDINALS.get(m[1], m[1])}"),
 ]
+
+
+def _split_sum(text: str) -> str:
+    """ "three hundred and forty and eight hundred" -> "three hundred and forty plus eight hundred": the sum splits
+    at the last "and" whose left side is one whole number (number words hold "and" too)."""
+    parts = text.split(" and ")
+    for i in range(len(parts) - 1, 0, -1):
+        left = tokenize(" and ".join(parts[:i]))
+        number = read_number(left, 0)
+        if number and number[1] == len(left):
+            return f"{' and '.join(parts[:i])} plus {' and '.join(parts[i:])}"
+    return text.replace(" and ", " plus ", 1)
 
 
 def _math_tokens(text: str) -> list[str | float]:

@@ -56,6 +56,9 @@ def test_say_duration():
         ("negative five times three", -15), ("5 less than 10", 5), ("3 more than 4", 7), ("a third of 90", 30),
         ("two fifths of 10", 4), ("one quarter of 20", 5), ("three quarters of 20", 15), ("2 million times 3", 6e6), ("1.5 billion divided by 3", 5e8),
         ("ten divided by two thirds", 15), ("8 to the power of a third", 2), ("twenty five less than 100", 75),
+        ("square 17", 289), ("the square of twelve", 144), ("cube 3", 27), ("take 27 away from 300", 273),
+        ("add three hundred and forty to eight hundred and five", 1145), ("add 340 and 805", 1145),
+        ("add three hundred and forty and eight hundred", 1140), ("square root of nine", 3),
     ],
 )  # fmt: skip
 def test_evaluate(text, value):
