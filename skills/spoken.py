@@ -189,15 +189,21 @@ _REWRITES = [  # verb-first phrasings -> infix ("subtract 8 from 50" -> "50 minu
 
 
 def _split_sum(text: str) -> str:
-    """ "three hundred and forty and eight hundred" -> "three hundred and forty plus eight hundred": the sum splits
-    at the last "and" whose left side is one whole number (number words hold "and" too)."""
-    parts = text.split(" and ")
-    for i in range(len(parts) - 1, 0, -1):
-        left = tokenize(" and ".join(parts[:i]))
-        number = read_number(left, 0)
-        if number and number[1] == len(left):
-            return f"{' and '.join(parts[:i])} plus {' and '.join(parts[i:])}"
-    return text.replace(" and ", " plus ", 1)
+    """ "three hundred and forty and eight hundred" -> "three hundred and forty plus eight hundred": number words
+    hold "and" too, so each term is the longest run of parts that reads as one whole number (the first leaves one
+    for the rest). Anything else keeps its first "and" as "plus" and is left to the parser."""
+    parts, terms, i = text.split(" and "), [], 0
+    while i < len(parts):
+        for j in range(len(parts) - (not terms), i, -1):
+            words = tokenize(" and ".join(parts[i:j]))
+            number = read_number(words, 0)
+            if number and number[1] == len(words):
+                terms.append(" and ".join(parts[i:j]))
+                i = j
+                break
+        else:
+            return text.replace(" and ", " plus ", 1)
+    return " plus ".join(terms)
 
 
 def _math_tokens(text: str) -> list[str | float]:
