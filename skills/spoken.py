@@ -174,13 +174,12 @@ _PARTS = {**{word: n for word, n in _ORDINALS.items() if word != "second"}, "qua
 """Parts of a whole: "a third", "two fifths", "three quarters" ("a second" is a time)."""
 _REWRITES = [  # verb-first phrasings -> infix ("subtract 8 from 50" -> "50 minus 8")
     (re.compile(r"\bdivide (.+?) by (.+)"), r"\1 divided by \2"),
-    (re.compile(r"\bmultiply (.+?) (?:by|and|with) (.+)"), r"\1 times \2"),
-    (re.compile(r"\badd (.+?) (?:to|plus) (.+)"), r"\1 plus \2"),
-    (re.compile(r"\badd (.+ and .+)"), lambda m: _split_sum(m[1])),
+    (re.compile(r"\bmultiply (.+?) (?:by|with) (.+)"), r"\1 times \2"),
+    (re.compile(r"\bmultiply (.+ and .+)"), lambda m: _split_terms(m[1], "times")),
+    (re.compile(r"\badd (?:up )?(.+?) to (.+)"), r"\1 plus \2"),
+    (re.compile(r"\badd (?:up )?(.+ and .+)"), lambda m: _split_terms(m[1], "plus")),
     (re.compile(r"\bsubtract (.+?) from (.+)"), r"\2 minus \1"),
     (re.compile(r"\btake (.+?) away from (.+)"), r"\2 minus \1"),
-    # "square 17", "the cube of three": the verb or noun in front is the power ("square root of" is not)
-    (re.compile(r"\b(square|cube) (?:of )?(?!roots?\b)(.+)"), lambda m: f"( {m[2]} ) {m[1]}d"),
     (re.compile(r"^(.+?) less than (.+)$"), r"\2 minus \1"),  # "twenty five less than 100"
     (re.compile(r"^(.+?) more than (.+)$"), r"\2 plus \1"),
     (re.compile(rf"\bto the ({'|'.join(_ORDINALS)}|\d+)(?:st|nd|rd|th)? power\b"),
@@ -188,22 +187,40 @@ _REWRITES = [  # verb-first phrasings -> infix ("subtract 8 from 50" -> "50 minu
 ]
 
 
-def _split_sum(text: str) -> str:
+def _one_number(parts: list[str]) -> bool:
+    """Whether parts joined by "and" are one number as people say it: "one hundred and twenty three", "two
+    thousand and five" (an "and" only after a scale word, and no scale word after it), read whole."""
+    if any(tokenize(part)[-1:] == [] or tokenize(part)[-1] not in _SCALES for part in parts[:-1]):
+        return False
+    if any(word in _SCALES for part in parts[1:] for word in tokenize(part)):
+        return False
+    words = tokenize(" and ".join(parts))
+    number = read_number(words, 0)
+    return bool(number) and number[1] == len(words)
+
+
+def _split_terms(text: str, operation: str) -> str:
     """ "three hundred and forty and eight hundred" -> "three hundred and forty plus eight hundred": number words
-    hold "and" too, so each term is the longest run of parts that reads as one whole number (the first leaves one
-    for the rest). Anything else keeps its first "and" as "plus" and is left to the parser."""
+    hold "and" too, so each term is the longest run of parts that is one number (the first leaves one for the
+    rest). Anything else keeps its first "and" as the operation and is left to the parser."""
     parts, terms, i = text.split(" and "), [], 0
     while i < len(parts):
         for j in range(len(parts) - (not terms), i, -1):
-            words = tokenize(" and ".join(parts[i:j]))
-            number = read_number(words, 0)
-            if number and number[1] == len(words):
+            if _one_number(parts[i:j]):
                 terms.append(" and ".join(parts[i:j]))
                 i = j
                 break
         else:
-            return text.replace(" and ", " plus ", 1)
-    return " plus ".join(terms)
+            return text.replace(" and ", f" {operation} ", 1)
+    return f" {operation} ".join(terms)
+
+
+def _number_after(words: list[str], i: int) -> int:
+    """Where the number named after "square" or "cube" starts ("of" and "the" skipped), or 0 when none follows
+    ("square feet", "square root")."""
+    while i < len(words) and words[i] in ("of", "the"):
+        i += 1
+    return i if read_number(words, i) else 0
 
 
 def _math_tokens(text: str) -> list[str | float]:
@@ -212,11 +229,15 @@ def _math_tokens(text: str) -> list[str | float]:
         text = pattern.sub(replacement, text)
     words = tokenize(text)
     out: list[str | float] = []
+    pending: str | None = None  # "square 17": the power follows the number it names
     i = 0
     while i < len(words):
         number = read_number(words, i)
         if number:
             out.append(number[0])
+            if pending:
+                out.append(pending)
+                pending = None
             i = number[1]
             continue
         for phrase, symbol in _PHRASES:
@@ -235,6 +256,9 @@ def _math_tokens(text: str) -> list[str | float]:
                     out.append(1 / denominator)
             elif word in "+-*/^%()" or word in ("half", "quarter"):  # "a third of 90", "two fifths of 10"
                 out.append(_FRACTIONS.get(word, word))
+            elif word in ("square", "cube") and _number_after(words, i + 1):  # "square 17", "the cube of three"
+                pending, i = ("sq" if word == "square" else "cube"), _number_after(words, i + 1)
+                continue
             elif word in _UNSUPPORTED:
                 raise SkillFailed(f"I can't work out a {word} yet; I do + - × ÷, powers, roots and percentages")
             i += 1

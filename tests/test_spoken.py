@@ -58,7 +58,11 @@ def test_say_duration():
         ("ten divided by two thirds", 15), ("8 to the power of a third", 2), ("twenty five less than 100", 75),
         ("square 17", 289), ("the square of twelve", 144), ("cube 3", 27), ("take 27 away from 300", 273),
         ("add three hundred and forty to eight hundred and five", 1145), ("add 340 and 805", 1145),
-        ("add three hundred and forty and eight hundred", 1140), ("add 5 and 3 and 2", 10), ("add 2 and 3 times 4", 14), ("square root of nine", 3),
+        ("add three hundred and forty and eight hundred", 1140), ("add 5 and 3 and 2", 10), ("add 2 and 3 times 4", 14),
+        ("add one hundred and twenty three and four hundred and fifty six", 579), ("add 5 and 3 plus 2", 10),
+        ("add up three hundred and forty and eight hundred", 1140), ("multiply three hundred and forty by 2", 680),
+        ("square 3 plus square 4", 25), ("the square of 4 times 3", 48), ("how many square feet is 10 by 12", 120),
+        ("20 square metres divided by 4", 5), ("square root of nine", 3),
     ],
 )  # fmt: skip
 def test_evaluate(text, value):
