@@ -190,8 +190,10 @@ _REWRITES = [  # verb-first phrasings -> infix ("subtract 8 from 50" -> "50 minu
 def _one_number(parts: list[str]) -> bool:
     """Whether parts joined by "and" are one number as people say it: "one hundred and twenty three", "two
     thousand and five" (an "and" only after a scale word, and no scale word after it), read whole."""
-    if any(tokenize(part)[-1:] == [] or tokenize(part)[-1] not in _SCALES for part in parts[:-1]):
-        return False
+    for part in parts[:-1]:
+        words = tokenize(part)
+        if not words or words[-1] not in _SCALES:
+            return False
     if any(word in _SCALES for part in parts[1:] for word in tokenize(part)):
         return False
     words = tokenize(" and ".join(parts))
