@@ -221,18 +221,30 @@ def call_loss(model: Any, batch: dict[str, Any]) -> Any:
     trainable weights."""
     import torch
 
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model  # peft's wrapper, if any
+    base = unwrapped(model)
     head = base.get_output_embeddings() if hasattr(base, "get_output_embeddings") else None
     plain = getattr(getattr(base, "config", None), "model_type", None) in PLAIN_HEADS
     plain = plain and type(head) is torch.nn.Linear and head.bias is None and not hasattr(model, "_original_forward")
     if not plain or any(p.requires_grad for p in head.parameters()):
-        logits, targets, _ = call_logits(model, batch)
-        return torch.nn.functional.cross_entropy(logits.float(), targets)
+        return forward_loss(model, batch)
     labels = batch["labels"][:, 1:]  # position t predicts token t + 1
     mask = labels != -100
     hidden = base.get_decoder()(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
                                 use_cache=False).last_hidden_state  # fmt: skip
     return head_loss(hidden[:, :-1][mask], head.weight, labels[mask])
+
+
+def forward_loss(model: Any, batch: dict[str, Any]) -> Any:
+    """``call_loss`` through the model's own forward (``call_logits``): any model, any head."""
+    import torch
+
+    logits, targets, _ = call_logits(model, batch)
+    return torch.nn.functional.cross_entropy(logits.float(), targets)
+
+
+def unwrapped(model: Any) -> Any:
+    """The transformers model inside peft's wrapper, or ``model`` itself."""
+    return model.get_base_model() if hasattr(model, "get_base_model") else model
 
 
 def head_loss(hidden: Any, weight: Any, targets: Any, chunk: int = 128) -> Any:
@@ -290,8 +302,7 @@ def compile_layers(model: Any, device_type: str) -> int:
             logger.warning("training runs uncompiled, about 1.3x slower: torch.compile needs a C++ compiler (%s); "
                            "install one (Debian: build-essential) or set CXX", type(exc).__name__)  # fmt: skip
             return 0
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    kinds = set(getattr(base, "_no_split_modules", None) or ())
+    kinds = set(getattr(unwrapped(model), "_no_split_modules", None) or ())
     blocks = [module for module in model.modules() if type(module).__name__ in kinds]
     for block in blocks:
         block.compile(dynamic=True)

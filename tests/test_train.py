@@ -31,6 +31,7 @@ from finetune.train import (
     compile_layers,
     encode_row,
     evaluate_loss,
+    forward_loss,
     head_loss,
     hesitate,
     pick_precision,
@@ -135,8 +136,16 @@ def test_the_chunked_head_loss_is_the_cross_entropy_and_its_gradient():
         assert torch.allclose(head_loss(hidden, weight, targets, chunk=4), expected, atol=1e-6)
 
 
-def _lora_batch(model, tokenizer, targets=("q_proj", "v_proj")):
-    """``model`` with a LoRA adapter whose B is not zero (so it counts), and a batch of three rows."""
+def _batch(tokenizer):
+    """Three rows of calls, collated."""
+    rows = [encode_row(tokenizer, load_template(), "", text, call) for text, call in
+            [("set a timer for 5 minutes", 'timer(duration="5 minutes")'), ("hi there", "other()"),
+             ("what's the weather like in new york", 'weather(location="new york")')]]  # fmt: skip
+    return collate(rows, tokenizer.pad_token_id)
+
+
+def _lora(model, targets=("q_proj", "v_proj")):
+    """``model`` with a LoRA adapter whose B is not zero (it starts at zero: this makes the adapter count)."""
     import torch
     from peft import LoraConfig, get_peft_model
 
@@ -144,11 +153,8 @@ def _lora_batch(model, tokenizer, targets=("q_proj", "v_proj")):
     generator = torch.Generator().manual_seed(0)
     for name, parameter in lora.named_parameters():
         if "lora_B" in name:
-            parameter.data = torch.randn(parameter.shape, generator=generator) * 0.05
-    rows = [encode_row(tokenizer, load_template(), "", text, call) for text, call in
-            [("set a timer for 5 minutes", 'timer(duration="5 minutes")'), ("hi there", "other()"),
-             ("what's the weather like in new york", 'weather(location="new york")')]]  # fmt: skip
-    return lora, collate(rows, tokenizer.pad_token_id)
+            parameter.data = torch.randn(parameter.shape, generator=generator, dtype=parameter.dtype) * 0.05
+    return lora
 
 
 def _loss_and_grads(model, batch, loss_of=call_loss, context=None) -> tuple[float, list]:
@@ -161,21 +167,14 @@ def _loss_and_grads(model, batch, loss_of=call_loss, context=None) -> tuple[floa
     return loss.item(), grads
 
 
-def _through_the_models_forward(model, batch):
-    import torch
-
-    logits, targets, _ = call_logits(model, batch)
-    return torch.nn.functional.cross_entropy(logits.float(), targets)
-
-
 @pytest.mark.parametrize("targets", [("q_proj", "v_proj"), ("q_proj", "lm_head")])
 def test_the_call_loss_of_an_adapter_trains_it_as_the_models_own_forward_would(targets):
     import torch
 
     model, tokenizer = load_base()  # float32: the two paths agree to rounding
-    lora, batch = _lora_batch(model, tokenizer, targets)  # an adapter on the head: the model's forward serves it
+    lora, batch = _lora(model, targets), _batch(tokenizer)  # an adapter on the head: the model's forward serves it
     picked = _loss_and_grads(lora, batch)  # the call tokens' hidden states, then the head in chunks
-    whole = _loss_and_grads(lora, batch, _through_the_models_forward)
+    whole = _loss_and_grads(lora, batch, forward_loss)
     assert picked[0] == pytest.approx(whole[0], abs=1e-5)
     assert all(torch.allclose(a, b, rtol=1e-3, atol=1e-6) for a, b in zip(picked[1], whole[1], strict=True))
     assert all(grad.abs().sum() > 0 for grad in picked[1])  # every adapter weight learns, the head's included
@@ -185,7 +184,7 @@ def test_compiled_layers_train_as_the_uncompiled_ones_and_keep_their_names():
     import torch
 
     model, tokenizer = load_base()
-    lora, batch = _lora_batch(model, tokenizer)
+    lora, batch = _lora(model), _batch(tokenizer)
     from torch._dynamo.utils import counters
 
     names = [name for name, _ in lora.named_parameters()]
@@ -245,14 +244,9 @@ def test_without_a_cpp_compiler_the_layers_stay_uncompiled_and_it_says_why(base_
 
 def test_bfloat16_training_computes_the_float32_loss_and_keeps_the_adapter_in_float32(base_model):
     import torch
-    from peft import LoraConfig, get_peft_model
 
     model, tokenizer = base_model
-    template = load_template()
-    rows = [encode_row(tokenizer, template, "", text, call) for text, call in
-            [("set a timer for 5 minutes", 'timer(duration="5 minutes")'), ("hi there", "other()"),
-             ("what's the weather like in new york", 'weather(location="new york")')]]  # fmt: skip
-    batch = collate(rows, tokenizer.pad_token_id)
+    batch = _batch(tokenizer)
     half, _ = load_base(dtype="bfloat16")
     assert half.config._attn_implementation == "eager"  # sdpa's bfloat16 backward is ≈10× slower on a CPU
     with torch.no_grad(), autocast(half, "cpu", "bfloat16"):
@@ -264,11 +258,8 @@ def test_bfloat16_training_computes_the_float32_loss_and_keeps_the_adapter_in_fl
     assert clear.sum() >= 10 and bool((low.argmax(-1) == full.argmax(-1))[clear].all())
     with torch.no_grad(), autocast(half, "cpu", "bfloat16"):
         assert call_loss(half, batch).item() == pytest.approx(call_loss(model, batch).item(), rel=0.02)
-    lora = get_peft_model(half, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj"], task_type="CAUSAL_LM"))
+    lora = _lora(half, ("q_proj",))
     assert {p.dtype for p in lora.parameters() if p.requires_grad} == {torch.float32}  # AdamW's updates stay exact
-    for name, parameter in lora.named_parameters():
-        if "lora_B" in name:  # B starts at zero: make the adapter count
-            torch.nn.init.normal_(parameter, std=0.05)
 
     layer = lora.base_model.model.model.layers[0].self_attn.q_proj
     with autocast(lora, "cpu", "bfloat16"):  # peft's cast of the LoRA input to float32 is off, and back on after
