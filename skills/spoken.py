@@ -258,8 +258,8 @@ def _math_tokens(text: str) -> list[str | float]:
                     out.append(1 / denominator)
             elif word in "+-*/^%()" or word in ("half", "quarter"):  # "a third of 90", "two fifths of 10"
                 out.append(_FRACTIONS.get(word, word))
-            elif word in ("square", "cube") and _number_after(words, i + 1):  # "square 17", "the cube of three"
-                pending, i = ("sq" if word == "square" else "cube"), _number_after(words, i + 1)
+            elif word in ("square", "cube") and (start := _number_after(words, i + 1)):  # "square 17", "the cube of 3"
+                pending, i = ("sq" if word == "square" else "cube"), start
                 continue
             elif word in _UNSUPPORTED:
                 raise SkillFailed(f"I can't work out a {word} yet; I do + - × ÷, powers, roots and percentages")
