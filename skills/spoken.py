@@ -176,10 +176,13 @@ _REWRITES = [  # verb-first phrasings -> infix ("subtract 8 from 50" -> "50 minu
     (re.compile(r"\bdivide (.+?) by (.+)"), r"\1 divided by \2"),
     (re.compile(r"\bmultiply (.+?) (?:by|with) (.+)"), r"\1 times \2"),
     (re.compile(r"\bmultiply (.+ and .+)"), lambda m: _split_terms(m[1], "times")),
-    (re.compile(r"\badd (?:up )?(.+?) to (.+)"), r"\1 plus \2"),
+    (re.compile(r"\badd (?:up )?(.+?) to (.+)"), r"\2 plus \1"),  # "add 20 percent to 80": 80 plus 20 percent
     (re.compile(r"\badd (?:up )?(.+ and .+)"), lambda m: _split_terms(m[1], "plus")),
     (re.compile(r"\bsubtract (.+?) from (.+)"), r"\2 minus \1"),
     (re.compile(r"\btake (.+?) away from (.+)"), r"\2 minus \1"),
+    (re.compile(r"\b(?:increase|raise) (.+?) by (.+)"), r"\1 plus \2"),  # "increase 80 by 20 percent"
+    (re.compile(r"\b(?:decrease|reduce|lower|cut) (.+?) by (.+)"), r"\1 minus \2"),
+    (re.compile(r"^(.+?(?:percent|per cent|%)) off (.+)$"), r"\2 minus \1"),  # "20 percent off 80"
     (re.compile(r"^(.+?) less than (.+)$"), r"\2 minus \1"),  # "twenty five less than 100"
     (re.compile(r"^(.+?) more than (.+)$"), r"\2 plus \1"),
     (re.compile(rf"\bto the ({'|'.join(_ORDINALS)}|\d+)(?:st|nd|rd|th)? power\b"),
@@ -291,10 +294,21 @@ class _Parser:
         return SkillFailed(f"I couldn't work out '{self.text}'; say it like 'nine times nine' or '15 percent of 80'")
 
     def expression(self) -> float:
+        start = self.i
         value = self.term()
+        percent = self.bare_percent(start, self.i)  # "50 percent plus 20 percent" is 70 percent
         while self.peek() in ("+", "-"):
-            value = _BINARY[str(self.take())](value, self.term())
+            op, start = str(self.take()), self.i
+            right = self.term()
+            if self.bare_percent(start, self.i) and not percent:
+                right *= value  # "80 minus 20 percent" is 64, as on a calculator: 20 percent of the 80
+            value, percent = _BINARY[op](value, right), False
         return value
+
+    def bare_percent(self, start: int, end: int) -> bool:
+        """Whether tokens[start:end] are a percentage alone ("20 percent"), not a share of something ("20 percent
+        of 80")."""
+        return end - start == 2 and isinstance(self.tokens[start], float) and self.tokens[start + 1] == "%"
 
     def term(self) -> float:
         value = self.unary()

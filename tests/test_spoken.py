@@ -63,6 +63,12 @@ def test_say_duration():
         ("add up three hundred and forty and eight hundred", 1140), ("multiply three hundred and forty by 2", 680),
         ("square 3 plus square 4", 25), ("the square of 4 times 3", 48), ("how many square feet is 10 by 12", 120),
         ("20 square metres divided by 4", 5), ("square root of nine", 3),
+        # a percentage added or taken away is a share of what it changes, as on a calculator
+        ("80 minus 20 percent", 64), ("80 plus 20 percent", 96), ("take 20 percent away from 80", 64),
+        ("add 20 percent to 80", 96), ("20 percent off 80", 64), ("15% off $40", 34), ("increase 80 by 20 percent", 96),
+        ("reduce 80 by 20 percent", 64), ("increase 80 by 20", 100), ("20 percent more than 80", 96),
+        ("80 plus 10 percent plus 10 percent", 96.8), ("2 plus 3 minus 10 percent", 4.5),
+        ("100 minus 15 percent of 80", 88), ("50 percent plus 20 percent", 0.7), ("add 2 to 3 times 4", 14),
     ],
 )  # fmt: skip
 def test_evaluate(text, value):

@@ -6,5 +6,6 @@ from skills.spoken import evaluate, say_number
 
 @skill
 def math(question: str) -> str:
-    """Work out spoken arithmetic: plus, minus, times, divided by, percent of, squared, square root, powers."""
+    """Work out spoken arithmetic: plus, minus, times, divided by, percent of, percent off, squared, square root,
+    powers."""
     return f"{question.strip().rstrip('?.!')} is {say_number(evaluate(question))}"
