@@ -23,10 +23,14 @@ def test_a_timer_fires_its_notification(registry, notified):
 def test_cancel_stops_running_timers(registry, notified):
     registry.dispatch(registry.parse('timer(duration="one second")'))
     registry.dispatch(registry.parse('timer(duration="90 seconds")'))
-    assert registry.dispatch(SkillCall("cancel_timer")).text == "Cancelled 2 timers."
+    registry.dispatch(registry.parse('timer(duration="an hour and a half")'))
+    assert registry.dispatch(SkillCall("cancel_timer")).text == \
+        "Cancelled 3 timers: 1 second, 1 minute 30 seconds and 1 hour 30 minutes."  # in the order they were set
     time.sleep(1.3)
     assert notified == []
     assert registry.dispatch(SkillCall("cancel_timer")).text == "There are no timers running."
+    registry.dispatch(registry.parse('timer(duration="ten minutes")'))
+    assert registry.dispatch(SkillCall("cancel_timer")).text == "Cancelled your 10 minutes timer."
 
 
 def test_unreadable_duration_fails_clearly(registry):

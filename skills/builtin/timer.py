@@ -8,7 +8,7 @@ from skills import SkillContext, SkillFailed, skill
 from skills.spoken import parse_duration, say_duration
 
 _lock = threading.Lock()
-_running: dict[int, threading.Timer] = {}
+_running: dict[int, tuple[threading.Timer, str]] = {}  # id -> (the countdown, its duration as said)
 LONGEST_S = 7 * 24 * 3600
 
 
@@ -29,19 +29,22 @@ def timer(duration: str, context: SkillContext) -> str:
     countdown.daemon = True
     countdown.name = f"timer-{said}"  # `skillcall call` and `run` wait for threads so named
     with _lock:
-        _running[id(countdown)] = countdown
+        _running[id(countdown)] = (countdown, said)
     countdown.start()
     return f"Timer set for {said}."
 
 
 @skill
 def cancel_timer() -> str:
-    """Cancel all running timers."""
+    """Cancel all running timers, saying which."""
     with _lock:
         timers = list(_running.values())
         _running.clear()
-    for countdown in timers:
+    for countdown, _ in timers:
         countdown.cancel()
     if not timers:
         return "There are no timers running."
-    return f"Cancelled {len(timers)} timer{'s' if len(timers) > 1 else ''}."
+    if len(timers) == 1:
+        return f"Cancelled your {timers[0][1]} timer."
+    said = [s for _, s in timers]
+    return f"Cancelled {len(timers)} timers: {', '.join(said[:-1])} and {said[-1]}."
