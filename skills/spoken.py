@@ -172,6 +172,8 @@ _ORDINALS = {"second": 2, "third": 3, "fourth": 4, "fifth": 5, "sixth": 6, "seve
              "tenth": 10}  # fmt: skip
 _PARTS = {**{word: n for word, n in _ORDINALS.items() if word != "second"}, "quarter": 4}
 """Parts of a whole: "a third", "two fifths", "three quarters" ("a second" is a time)."""
+_SHARE = rf"half|(?:a|an|one|two|three|four|five) (?:{'|'.join(_PARTS)})s?"
+"""A fraction said as a share ("a third", "two fifths", "half"): "reduce 90 by a third" takes a third of the 90."""
 _REWRITES = [  # verb-first phrasings -> infix ("subtract 8 from 50" -> "50 minus 8")
     (re.compile(r"\bdivide (.+?) by (.+)"), r"\1 divided by \2"),
     (re.compile(r"\bmultiply (.+?) (?:by|with) (.+)"), r"\1 times \2"),
@@ -180,6 +182,8 @@ _REWRITES = [  # verb-first phrasings -> infix ("subtract 8 from 50" -> "50 minu
     (re.compile(r"\badd (?:up )?(.+ and .+)"), lambda m: _split_terms(m[1], "plus")),
     (re.compile(r"\bsubtract (.+?) from (.+)"), r"\2 minus \1"),
     (re.compile(r"\btake (.+?) away from (.+)"), r"\2 minus \1"),
+    (re.compile(rf"\b(?:increase|raise) (.+?) by ({_SHARE})$"), r"\1 plus \2 of \1"),  # "by a third": of the 90
+    (re.compile(rf"\b(?:decrease|reduce|lower|cut) (.+?) by ({_SHARE})$"), r"\1 minus \2 of \1"),
     (re.compile(r"\b(?:increase|raise) (.+?) by (.+)"), r"\1 plus \2"),  # "increase 80 by 20 percent"
     (re.compile(r"\b(?:decrease|reduce|lower|cut) (.+?) by (.+)"), r"\1 minus \2"),
     (re.compile(r"^(.+?(?:percent|per cent|%)) off (.+)$"), r"\2 minus \1"),  # "20 percent off 80"

@@ -69,6 +69,8 @@ def test_say_duration():
         ("reduce 80 by 20 percent", 64), ("increase 80 by 20", 100), ("20 percent more than 80", 96),
         ("80 plus 10 percent plus 10 percent", 96.8), ("2 plus 3 minus 10 percent", 4.5),
         ("100 minus 15 percent of 80", 88), ("50 percent plus 20 percent", 0.7), ("add 2 to 3 times 4", 14),
+        ("cut 90 by a third", 60), ("reduce 80 by half", 40), ("increase 60 by a quarter", 75),
+        ("reduce 10 by two fifths", 6), ("lower 50 by 5", 45),
     ],
 )  # fmt: skip
 def test_evaluate(text, value):
