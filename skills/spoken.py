@@ -182,10 +182,7 @@ _REWRITES = [  # verb-first phrasings -> infix ("subtract 8 from 50" -> "50 minu
     (re.compile(r"\badd (?:up )?(.+ and .+)"), lambda m: _split_terms(m[1], "plus")),
     (re.compile(r"\bsubtract (.+?) from (.+)"), r"\2 minus \1"),
     (re.compile(r"\btake (.+?) away from (.+)"), r"\2 minus \1"),
-    (re.compile(rf"\b(?:increase|raise) (.+?) by ({_SHARE})$"), r"\1 plus \2 of \1"),  # "by a third": of the 90
-    (re.compile(rf"\b(?:decrease|reduce|lower|cut) (.+?) by ({_SHARE})$"), r"\1 minus \2 of \1"),
-    (re.compile(r"\b(?:increase|raise) (.+?) by (.+)"), r"\1 plus \2"),  # "increase 80 by 20 percent"
-    (re.compile(r"\b(?:decrease|reduce|lower|cut) (.+?) by (.+)"), r"\1 minus \2"),
+    (re.compile(r"\b(increase|raise|decrease|reduce|lower|cut) (.+?) by (.+)"), lambda m: _change_by(*m.groups())),
     (re.compile(r"^(.+?(?:percent|per cent|%)) off (.+)$"), r"\2 minus \1"),  # "20 percent off 80"
     (re.compile(r"^(.+?) less than (.+)$"), r"\2 minus \1"),  # "twenty five less than 100"
     (re.compile(r"^(.+?) more than (.+)$"), r"\2 plus \1"),
@@ -222,6 +219,13 @@ def _split_terms(text: str, operation: str) -> str:
         else:
             return text.replace(" and ", f" {operation} ", 1)
     return f" {operation} ".join(terms)
+
+
+def _change_by(verb: str, number: str, change: str) -> str:
+    """ "increase 80 by 20 percent" -> "80 plus 20 percent"; a fraction is a share of the number: "reduce 90 by a
+    third" -> "90 minus a third of 90"."""
+    sign = "plus" if verb in ("increase", "raise") else "minus"
+    return f"{number} {sign} {change} of {number}" if re.fullmatch(_SHARE, change) else f"{number} {sign} {change}"
 
 
 def _number_after(words: list[str], i: int) -> int:

@@ -44,7 +44,7 @@ def cancel_timer() -> str:
         countdown.cancel()
     if not timers:
         return "There are no timers running."
-    if len(timers) == 1:
-        return f"Cancelled your {timers[0][1]} timer."
     said = [s for _, s in timers]
+    if len(said) == 1:
+        return f"Cancelled your {said[0]} timer."
     return f"Cancelled {len(timers)} timers: {', '.join(said[:-1])} and {said[-1]}."
