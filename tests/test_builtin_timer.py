@@ -17,7 +17,7 @@ def _wait_for(predicate, seconds=3.0):
 def test_a_timer_fires_its_notification(registry, notified):
     result = registry.dispatch(registry.parse('timer(duration="1 second")'))
     assert result.ok and result.text == "Timer set for 1 second."
-    assert _wait_for(lambda: notified == ["Your 1 second timer is done."])
+    assert _wait_for(lambda: notified == ["Your 1-second timer is done."])
 
 
 def test_cancel_stops_running_timers(registry, notified):
@@ -30,7 +30,9 @@ def test_cancel_stops_running_timers(registry, notified):
     assert notified == []
     assert registry.dispatch(SkillCall("cancel_timer")).text == "There are no timers running."
     registry.dispatch(registry.parse('timer(duration="ten minutes")'))
-    assert registry.dispatch(SkillCall("cancel_timer")).text == "Cancelled your 10 minutes timer."
+    assert registry.dispatch(SkillCall("cancel_timer")).text == "Cancelled your 10-minute timer."
+    registry.dispatch(registry.parse('timer(duration="an hour and a half")'))
+    assert registry.dispatch(SkillCall("cancel_timer")).text == "Cancelled your timer for 1 hour 30 minutes."
 
 
 def test_unreadable_duration_fails_clearly(registry):

@@ -52,7 +52,7 @@ def test_bad_calls_exit_1_with_one_line(call, message):
 def test_a_timer_set_from_the_command_line_fires_before_it_exits():
     result = runner.invoke(app, ["call", 'timer(duration="1 second")'])
     assert result.exit_code == 0, result.stderr
-    assert result.stdout == "Timer set for 1 second.\nYour 1 second timer is done.\n"
+    assert result.stdout == "Timer set for 1 second.\nYour 1-second timer is done.\n"
     assert "waiting for the timer (Ctrl-C cancels)" in result.stderr
 
 

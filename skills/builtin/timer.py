@@ -23,7 +23,7 @@ def timer(duration: str, context: SkillContext) -> str:
     def fire() -> None:
         with _lock:
             _running.pop(id(countdown), None)
-        context.notify(f"Your {said} timer is done.")
+        context.notify(f"Your {_called(said)} is done.")
 
     countdown = threading.Timer(seconds, fire)
     countdown.daemon = True
@@ -46,5 +46,12 @@ def cancel_timer() -> str:
         return "There are no timers running."
     said = [s for _, s in timers]
     if len(said) == 1:
-        return f"Cancelled your {said[0]} timer."
+        return f"Cancelled your {_called(said[0])}."
     return f"Cancelled {len(timers)} timers: {', '.join(said[:-1])} and {said[-1]}."
+
+
+def _called(said: str) -> str:
+    """How a timer is named in a sentence: "10-minute timer", or "timer for 1 hour 30 minutes" when its duration
+    has several parts."""
+    count, unit, *rest = said.split()
+    return f"timer for {said}" if rest else f"{count}-{unit.removesuffix('s')} timer"
