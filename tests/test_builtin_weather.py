@@ -16,6 +16,12 @@ PLACES = {
         {"name": "Paris", "latitude": 33.66, "longitude": -95.55, "country": "United States",
          "country_code": "US", "admin1": "Texas"},
     ],
+    "Moscow": [
+        {"name": "Moscow", "latitude": 55.75, "longitude": 37.62, "country": "Russia", "country_code": "RU",
+         "admin1": "Moscow"},
+        {"name": "Moscow", "latitude": 46.73, "longitude": -117.0, "country": "United States",
+         "country_code": "US", "admin1": "Idaho"},
+    ],
 }  # fmt: skip
 
 
@@ -56,6 +62,9 @@ def test_a_qualifier_after_a_comma_picks_the_place(registry, weather_server):
     assert not result.ok and result.text == "I don't know a place called Paris in Tennessee."
     assert "France it's" in registry.dispatch(registry.parse('weather(location="Paris, France")')).text
     assert "In Berlin" in registry.dispatch(registry.parse('weather(location="Berlin, Germany")')).text
+    assert "United States it's" in registry.dispatch(registry.parse('weather(location="Paris, TX")')).text
+    assert "United States it's" in registry.dispatch(registry.parse('weather(location="Moscow, US")')).text  # not "rUSsia"
+    assert "Russia it's" in registry.dispatch(registry.parse('weather(location="Moscow, Russia")')).text
 
 
 def test_a_qualifier_without_a_comma_as_speech_is_written(registry, weather_server):

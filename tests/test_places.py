@@ -44,6 +44,9 @@ def test_places_resolve_to_zones(place, name, zone):
         ("Ireland", "Europe/Dublin"), ("Holland", "Europe/Amsterdam"), ("Singapore", "Asia/Singapore"),
         ("Perth, Scotland", "Europe/London"), ("perth scotland", "Europe/London"), ("Perth", "Australia/Perth"),
         ("LA", "America/Los_Angeles"), ("Hong Kong, China", "Asia/Hong_Kong"),  # a city, not Laos; a territory
+        ("Phoenix, AZ", "America/Phoenix"), ("Springfield, IL", "America/Chicago"),  # not Azerbaijan or Israel
+        ("Paris, TX", "America/Chicago"), ("Kelowna, BC", "America/Vancouver"),  # postal abbreviations
+        ("Berlin, DE", "Europe/Berlin"), ("Vancouver, CA", "America/Vancouver"),  # no such city in DE / CA state
     ],
 )  # fmt: skip
 def test_trailing_countries_states_and_regions(place, zone):

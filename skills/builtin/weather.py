@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
+
 import httpx
 
 from skills import SkillContext, SkillFailed, skill
-from skills.places import COUNTRY_ALIASES
+from skills.places import COUNTRY_ALIASES, state_name
 
 WMO_CODES = {
     0: "clear sky", 1: "mainly clear", 2: "partly cloudy", 3: "overcast", 45: "fog", 48: "freezing fog",
@@ -33,15 +35,20 @@ def _get(client: httpx.Client, url: str, params: dict, what: str) -> dict:
 
 
 def _pick(results: list[dict], qualifier: str) -> dict | None:
-    """The first result, or with a qualifier ("Paris, Texas") the first whose country or region matches it; None
-    when none does: never a namesake elsewhere."""
+    """The first result, or with a qualifier ("Paris, Texas", "Phoenix, AZ", "Moscow, US") the first whose country
+    or region names it in whole words, a state's abbreviation first; None when none does: never a namesake
+    elsewhere."""
     wanted = qualifier.casefold()
     if not wanted:
         return results[0]
+    state = (state_name(qualifier) or "").casefold()
+    for place in results:
+        if state and (place.get("admin1") or "").casefold() == state:
+            return place
+    words = re.compile(rf"(?<!\w){re.escape(wanted)}(?!\w)")  # "us" is not in "Russia"
     for place in results:
         fields = [place.get(key, "") or "" for key in ("country", "admin1", "admin2", "country_code")]
-        if any(wanted == f.casefold() or wanted in f.casefold() for f in fields if f) or \
-                COUNTRY_ALIASES.get(wanted) == place.get("country_code"):
+        if any(words.search(f.casefold()) for f in fields) or COUNTRY_ALIASES.get(wanted) == place.get("country_code"):
             return place
     return None
 
