@@ -30,9 +30,25 @@ from .vad import Segmenter, Utterance, VadOptions
 from .wake import WakeOptions, check_wake
 
 logger = logging.getLogger(__name__)
-_YES = re.compile(r"^\W*(yes|yeah|yep|sure|ok|okay|do it|go ahead|confirm|please do)\b", re.IGNORECASE)
 _NO_WAKE = WakeOptions(phrase=None)
-_NO = re.compile(r"^\W*(no|nope|cancel|don't|stop|never ?mind)\b", re.IGNORECASE)
+_YES_WORDS = {"yes", "yeah", "yep", "yup", "sure", "ok", "okay", "alright", "confirm", "confirmed", "correct"}
+_YES_PHRASES = ("do it", "go ahead", "please do")
+_NO_WORDS = {"no", "nope", "nah", "cancel", "don't", "dont", "not", "stop", "never", "mind", "wait", "forget", "abort"}
+_ANSWER_FILLERS = {"um", "uh", "er", "hmm", "oh", "well", "so", "please", "thanks", "thank", "you", "just", "it", "do",
+                   "go", "ahead", "that"}  # fmt: skip
+
+
+def confirmation_answer(text: str) -> bool | None:
+    """A spoken answer to "Shall I run …?": True for a yes ("Yes.", "Okay, go ahead."), False for a no ("No.",
+    "Okay, never mind.", "Yes… no, wait."; a no anywhere wins), None when the utterance is anything more than an
+    answer ("Sure, what time is it?", "Cancel the timer."): that is a new request, and the question lapses."""
+    words = re.sub(r"[^\w']+", " ", text.casefold()).split()
+    if not words or any(w not in _YES_WORDS | _NO_WORDS | _ANSWER_FILLERS for w in words):
+        return None
+    if any(w in _NO_WORDS for w in words):
+        return False
+    said = " ".join(words)
+    return True if any(w in _YES_WORDS for w in words) or any(p in said for p in _YES_PHRASES) else None
 
 
 class DaemonOptions(BaseModel):
@@ -118,11 +134,12 @@ class Daemon:
             turn.skipped = f"no speech: {transcript.dropped}"
             return self._log(turn, heard_at, emit=False)
         wake = self.options.wake if self.use_wake else _NO_WAKE
-        woken = check_wake(transcript.text, wake, heard_at < self.follow_up_until)
+        asked = self.pending is not None and heard_at <= self.pending[1]  # an answer needs no wake phrase
+        woken = check_wake(transcript.text, wake, asked or heard_at < self.follow_up_until)
         if woken is None:
             turn.skipped = "no wake phrase"
             return self._log(turn, heard_at)
-        if self.pending and self._answer_confirmation(woken.command, turn, heard_at):
+        if self.pending and woken.command.strip() and self._answer_confirmation(woken.command, turn, heard_at):
             return self._log(turn, heard_at)
         if not woken.command.strip():
             turn.skipped = "wake phrase only"
@@ -158,11 +175,12 @@ class Daemon:
         self.pending = None
         if now > deadline:
             return False
-        if _YES.match(text):
+        answer = confirmation_answer(text)
+        if answer:
             turn.call = str(call)
             self._dispatch(call, turn)
             return True
-        if _NO.match(text):
+        if answer is False:
             turn.call, turn.skipped, turn.reply = str(call), "cancelled", "Okay, cancelled."
             self._say(turn.reply)
             return True

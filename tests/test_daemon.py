@@ -7,7 +7,7 @@ import sqlite3
 import numpy as np
 import pytest
 
-from assistant.daemon import Daemon, DaemonOptions
+from assistant.daemon import Daemon, DaemonOptions, confirmation_answer
 from assistant.history import History
 from assistant.routers import RouterOptions, load_router
 from assistant.transcribe import load_transcriber
@@ -99,6 +99,23 @@ def test_risky_calls_wait_for_a_yes(daemon, parts, settings, tmp_path):
     assert not (tmp_path / "ran").exists()
     confirmed = run.handle(_utterances(join([speak("Yes.", parts["folder"])]))[0])
     assert confirmed.ok and confirmed.reply == "Opening Firefox."
+    (tmp_path / "ran").unlink(missing_ok=True)
+    woken = daemon(use_wake=True, wake={"phrase": "otto", "follow_up_s": 0})  # no follow-up window at all
+    assert woken.handle(_utterances(join([speak("Otto, open Firefox.", parts["folder"])]))[0]).skipped == \
+        "awaiting confirmation"
+    answered = woken.handle(_utterances(join([speak("Yes.", parts["folder"])]))[0])  # an answer needs no "Otto"
+    assert answered.ok and answered.reply == "Opening Firefox."
+
+
+@pytest.mark.parametrize(
+    ("said", "answer"),
+    [("Yes.", True), ("Okay, go ahead.", True), ("Um, yeah, do it, thanks.", True), ("Sure.", True),
+     ("No.", False), ("Okay, never mind.", False), ("Yes... no, wait, don't.", False), ("Please don't.", False),
+     ("Cancel that.", False),
+     ("Sure, what time is it?", None), ("Cancel the timer.", None), ("Okay so open Firefox", None), ("Thanks.", None)],
+)  # fmt: skip
+def test_only_a_whole_answer_confirms_and_a_no_anywhere_cancels(said, answer):
+    assert confirmation_answer(said) is answer
 
 
 def test_replies_are_spoken_and_the_microphone_muted_meanwhile(daemon, parts, tmp_path, monkeypatch):
