@@ -361,7 +361,7 @@ class Registry:
             exc = box["error"]
             if isinstance(exc, SkillFailed):
                 return failed(str(exc))
-            logger.error("skill %s raised", found.name, exc_info=exc)
+            logger.debug("skill %s raised", found.name, exc_info=exc)  # where, for the skill's author (-v)
             return failed(f"{found.name} failed: {type(exc).__name__}: {exc}")
         value = box.get("value")
         return SkillResult(call, True, "" if value is None else str(value), time.perf_counter() - start)

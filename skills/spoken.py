@@ -15,7 +15,7 @@ _UNITS = {
     "sixteen": 16, "seventeen": 17, "eighteen": 18, "nineteen": 19, "twenty": 20, "thirty": 30, "forty": 40,
     "fifty": 50, "sixty": 60, "seventy": 70, "eighty": 80, "ninety": 90,
 }  # fmt: skip
-_SCALES = {"hundred": 100, "thousand": 1_000, "million": 1_000_000, "billion": 1_000_000_000}
+_SCALES = {"dozen": 12, "hundred": 100, "thousand": 1_000, "million": 1_000_000, "billion": 1_000_000_000}
 _FRACTIONS = {"half": 0.5, "quarter": 0.25}
 _TOKEN = re.compile(r"\d[\d,]*(?:\.\d+)?|\.\d+|[a-z]+|[+\-*/×÷^%()]")
 
@@ -170,8 +170,11 @@ _UNSUPPORTED = ("factorial", "modulo", "mod", "remainder", "log", "logarithm", "
 """Operations people ask for that are not read: an answer without them would be wrong."""
 _ORDINALS = {"second": 2, "third": 3, "fourth": 4, "fifth": 5, "sixth": 6, "seventh": 7, "eighth": 8, "ninth": 9,
              "tenth": 10}  # fmt: skip
-_PARTS = {**{word: n for word, n in _ORDINALS.items() if word != "second"}, "quarter": 4}
+_PARTS = {**{word: n for word, n in _ORDINALS.items() if word != "second"}, "quarter": 4, "hundredth": 100,
+          "thousandth": 1000}  # fmt: skip
 """Parts of a whole: "a third", "two fifths", "three quarters" ("a second" is a time)."""
+_TIMES = {"double": 2, "twice": 2, "triple": 3, "treble": 3, "thrice": 3, "quadruple": 4}
+"""Multiples said before the number: "double 12" is 24."""
 _SHARE = rf"half|(?:a|an|one|two|three|four|five) (?:{'|'.join(_PARTS)})s?"
 """A fraction said as a share ("a third", "two fifths", "half"): "reduce 90 by a third" takes a third of the 90."""
 _REWRITES = [  # verb-first phrasings -> infix ("subtract 8 from 50" -> "50 minus 8")
@@ -262,11 +265,13 @@ def _math_tokens(text: str) -> list[str | float]:
         else:
             word = words[i]
             denominator = _PARTS.get(word.removesuffix("s"))
-            if denominator and (word.endswith("s") or i and words[i - 1] in ("a", "an", "one")):  # one value:
+            if denominator and (word.endswith("s") or i and words[i - 1] in ("a", "an", "one", "1")):  # one value:
                 if out and isinstance(out[-1], float):  # "ten divided by two thirds" is 15
                     out[-1] /= denominator
                 else:
                     out.append(1 / denominator)
+            elif word in _TIMES:  # "double 12", "twice seven"
+                out.extend([float(_TIMES[word]), "*"])
             elif word in "+-*/^%()" or word in ("half", "quarter"):  # "a third of 90", "two fifths of 10"
                 out.append(_FRACTIONS.get(word, word))
             elif word in ("square", "cube") and (start := _number_after(words, i + 1)):  # "square 17", "the cube of 3"
@@ -363,7 +368,10 @@ class _Parser:
         value = self.atom()
         while self.peek() in ("sq", "cube", "%"):
             token = self.take()
-            value = value**2 if token == "sq" else value**3 if token == "cube" else value / 100
+            try:
+                value = value**2 if token == "sq" else value**3 if token == "cube" else value / 100
+            except OverflowError:
+                raise SkillFailed("that result is too large to say") from None
         return value
 
     def atom(self) -> float:

@@ -20,7 +20,7 @@ def test_replies(registry, question, reply):
 
 @pytest.mark.parametrize(
     ("question", "message"),
-    [("ten divided by zero", "can't divide by zero"), ("banana", "found no numbers"), ("2 to the power of 99999", "too large"),
+    [("ten divided by zero", "can't divide by zero"), ("banana", "found no numbers"), ("2 to the power of 99999", "too large"), ("1" + "0" * 200 + " squared", "too large"),
      ("7 factorial", "can't work out a factorial yet")],
 )
 def test_failures(registry, question, message):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import textwrap
 import time
 
@@ -167,14 +168,19 @@ def _registry_with(*functions) -> Registry:
     return registry
 
 
-def test_dispatch_isolates_a_skill_that_raises():
+def test_dispatch_isolates_a_skill_that_raises(caplog):
     def explode() -> str:
         """Raise."""
         raise ZeroDivisionError("boom")
 
-    result = _registry_with(explode).dispatch(SkillCall("explode"))
+    with caplog.at_level(logging.WARNING):
+        result = _registry_with(explode).dispatch(SkillCall("explode"))
     assert not result.ok
     assert result.text == "explode failed: ZeroDivisionError: boom"
+    assert not any(r.exc_info for r in caplog.records)  # no traceback on the console unless asked for (-v)
+    with caplog.at_level(logging.DEBUG):
+        _registry_with(explode).dispatch(SkillCall("explode"))
+    assert any(r.exc_info for r in caplog.records)
 
 
 def test_dispatch_gives_up_on_a_skill_that_hangs_and_runs_no_second_one_alongside():

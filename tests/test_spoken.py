@@ -71,6 +71,9 @@ def test_say_duration():
         ("100 minus 15 percent of 80", 88), ("50 percent plus 20 percent", 0.7), ("add 2 to 3 times 4", 14),
         ("cut 90 by a third", 60), ("reduce 80 by half", 40), ("increase 60 by a quarter", 75),
         ("reduce 10 by two fifths", 6), ("lower 50 by 5", 45),
+        # multiples and parts once dropped as unknown words ("double 12" was 12, "3 hundredths of 100" 300)
+        ("double 12", 24), ("twice 7", 14), ("triple 4 minus 2", 10), ("5 dozen", 60), ("a dozen times 3", 36),
+        ("1 third of 9", 3), ("3 hundredths of 100", 3),
     ],
 )  # fmt: skip
 def test_evaluate(text, value):
