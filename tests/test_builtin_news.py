@@ -32,7 +32,9 @@ def test_headlines_from_all_feeds(registry, feeds):
 
 @pytest.mark.parametrize(
     ("topic", "headline"),
-    [("election", "Elections in Chile"), ("sports", "late goal"), ("speech", "speech model"), ("Norway", "Storm")],
+    [("election", "Elections in Chile"), ("sports", "late goal"), ("speech", "speech model"), ("Norway", "Storm"),
+     ("the election in Chile", "Elections in Chile"), ("ports in Norway news", "Storm"),  # linking words aside
+     ("cricket and sports", "late goal")],  # either side of "and"
 )
 def test_topic_filters_titles_summaries_and_categories(registry, feeds, topic, headline):
     result = registry.dispatch(registry.parse(f'news(topic="{topic}")'))

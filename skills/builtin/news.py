@@ -13,13 +13,28 @@ from skills import SkillContext, SkillFailed, skill
 logger = logging.getLogger(__name__)
 
 
-def _matches(entry: dict, words: list[str]) -> bool:
+_LINKS = {"a", "an", "the", "in", "on", "of", "about", "for", "from", "at", "to", "with", "news", "latest"}
+"""Words a topic holds that headlines need not: "wildfires in California" is about wildfires and California."""
+
+
+def topic_words(topic: str) -> list[list[str]]:
+    """What a headline must mention: every word of one of the topic's alternatives ("science and technology",
+    "Chile or Peru": either), without linking words ("wildfires in California" -> wildfires, california)."""
+    alternatives = []
+    for part in re.split(r"\b(?:and|or)\b|[,&/]", topic.casefold()):
+        alternatives.append([w for w in re.findall(r"\w+", part) if w not in _LINKS])
+    return [words for words in alternatives if words]  # none left ("the news"): every headline
+
+
+def _matches(entry: dict, alternatives: list[list[str]]) -> bool:
     text = f"{entry.get('title', '')} {entry.get('summary', '')} " + " ".join(
         t.get("term", "") for t in entry.get("tags", []) or []
     )
     found = set(re.findall(r"\w+", text.casefold()))
     # a word matches itself or its plural/singular ("election" ~ "elections")
-    return all(w in found or w + "s" in found or w.rstrip("s") in found for w in words)
+    return not alternatives or any(
+        all(w in found or w + "s" in found or w.rstrip("s") in found for w in words) for words in alternatives
+    )
 
 
 def _fetch(client: httpx.Client, url: str) -> httpx.Response | httpx.HTTPError:
@@ -53,8 +68,8 @@ def news(context: SkillContext, topic: str | None = None) -> str:
         entries.extend(parsed.entries)
     if not entries and failures:
         raise SkillFailed("I can't reach any news feed right now; check the internet connection.")
-    words = re.findall(r"\w+", (topic or "").casefold())
-    titles = list(dict.fromkeys(e.get("title", "").strip() for e in entries if _matches(e, words)))
+    wanted = topic_words(topic or "")
+    titles = list(dict.fromkeys(e.get("title", "").strip() for e in entries if _matches(e, wanted)))
     titles = [t for t in titles if t][: settings.news.max_headlines]
     if not titles:
         return f"I found no headlines about {topic}." if topic else "The feeds have no headlines right now."
