@@ -89,6 +89,7 @@ _DURATION_UNITS = {
     "second": 1, "seconds": 1, "sec": 1, "secs": 1, "s": 1,
     "minute": 60, "minutes": 60, "min": 60, "mins": 60, "m": 60,
     "hour": 3600, "hours": 3600, "hr": 3600, "hrs": 3600, "h": 3600,
+    "day": 86400, "days": 86400, "week": 604800, "weeks": 604800,
 }  # fmt: skip
 
 
@@ -145,7 +146,7 @@ def say_duration(seconds: float) -> str:
     """ "1 hour 10 minutes", "90 seconds" -> "1 minute 30 seconds"."""
     seconds = round(seconds)
     parts = []
-    for name, size in (("hour", 3600), ("minute", 60), ("second", 1)):
+    for name, size in (("day", 86400), ("hour", 3600), ("minute", 60), ("second", 1)):
         count, seconds = divmod(seconds, size)
         if count:
             parts.append(f"{count} {name}{'s' if count != 1 else ''}")

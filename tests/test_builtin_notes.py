@@ -11,8 +11,9 @@ def test_add_then_list(registry, settings):
     assert registry.dispatch(registry.parse('notes(action="list")')).text == "You have no notes yet."
     assert registry.dispatch(registry.parse('notes("add", "buy milk")')).text == "Noted: buy milk."
     assert registry.dispatch(registry.parse('notes(action="add", note="call Åsa 🙂")')).ok
+    assert registry.dispatch(registry.parse('notes("add", "Ring Li.")')).text == "Noted: Ring Li."  # not "Li.."
     listed = registry.dispatch(SkillCall("notes", {"action": "list"}))
-    assert listed.text == "You have 2 notes: 1. buy milk. 2. call Åsa 🙂."
+    assert listed.text == "You have 3 notes: 1. buy milk. 2. call Åsa 🙂. 3. Ring Li."
     with sqlite3.connect(settings.notes_db) as db:
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 

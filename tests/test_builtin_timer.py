@@ -40,3 +40,11 @@ def test_unreadable_duration_fails_clearly(registry):
     assert not result.ok and "couldn't read a duration in 'a while'" in result.text
     result = registry.dispatch(registry.parse('timer(duration="a billion hours")'))  # past what a thread can wait
     assert not result.ok and "longer than a timer runs (up to a week)" in result.text
+    result = registry.dispatch(registry.parse('timer(duration="0.2 seconds")'))  # not "Timer set for 0 seconds."
+    assert not result.ok and "under a second" in result.text
+
+
+def test_days_and_weeks_up_to_a_week(registry):
+    assert registry.dispatch(registry.parse('timer(duration="2 days")')).text == "Timer set for 2 days."
+    assert registry.dispatch(SkillCall("cancel_timer")).text == "Cancelled your 2-day timer."
+    assert "longer than a timer runs" in registry.dispatch(registry.parse('timer(duration="two weeks")')).text

@@ -27,6 +27,7 @@ def test_read_number(text, value):
         ("a couple of minutes", 120), ("45 secs", 45), ("twenty five minutes", 1500),
         ("an hour and a quarter", 4500), ("two hours and a half", 9000), ("3 minutes 30", 210),
         ("four minutes thirty", 270), ("1 hour 10 minute", 4200), ("an hour and 10", 4200), ("1/2 hour", 1800),
+        ("2 days", 172800), ("a week", 604800), ("a day and a half", 129600),
     ],
 )  # fmt: skip
 def test_parse_duration(text, seconds):
@@ -42,6 +43,7 @@ def test_unreadable_durations():
 def test_say_duration():
     assert say_duration(4210) == "1 hour 10 minutes 10 seconds"
     assert say_duration(60) == "1 minute"
+    assert say_duration(90000) == "1 day 1 hour"
 
 
 @pytest.mark.parametrize(

@@ -32,9 +32,15 @@ def notes(action: Literal["add", "list"], context: SkillContext, note: str | Non
     with closing(_connect(context)) as db, db:
         if action == "add":
             db.execute("INSERT INTO notes (text) VALUES (?)", (note.strip(),))
-            return f"Noted: {note.strip()}."
+            return f"Noted: {_sentence(note)}"
         rows = [text for (text,) in db.execute("SELECT text FROM notes ORDER BY id")]
     if not rows:
         return "You have no notes yet."
-    listed = " ".join(f"{n}. {text}." for n, text in enumerate(rows, 1))
+    listed = " ".join(f"{n}. {_sentence(text)}" for n, text in enumerate(rows, 1))
     return f"You have {len(rows)} note{'s' if len(rows) > 1 else ''}: {listed}"
+
+
+def _sentence(text: str) -> str:
+    """The note as one sentence of the reply: "buy milk" and "buy milk." both end "buy milk."; "why?" stays."""
+    text = text.strip()
+    return text if text.endswith((".", "!", "?")) else text + "."

@@ -16,6 +16,8 @@ LONGEST_S = 7 * 24 * 3600
 def timer(duration: str, context: SkillContext) -> str:
     """Start a countdown timer for a spoken duration ("5 minutes", "an hour and a half")."""
     seconds = parse_duration(duration)
+    if seconds < 1:
+        raise SkillFailed(f"{duration} is under a second; a timer runs for at least one second")
     said = say_duration(seconds)
     if seconds > LONGEST_S:
         raise SkillFailed(f"{said} is longer than a timer runs (up to a week); use a calendar for that")
