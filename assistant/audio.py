@@ -87,6 +87,16 @@ def _sounddevice():
     return sounddevice
 
 
+def _rescan(sd) -> None:
+    """Have PortAudio list the devices again, so that a microphone plugged in after start is found: it reads the
+    list once, when it starts. Only while no stream is open."""
+    try:
+        sd._terminate()
+        sd._initialize()
+    except (AttributeError, sd.PortAudioError) as exc:  # another sounddevice release: retry with the old list
+        logger.debug("cannot rescan the audio devices: %s", exc)
+
+
 def list_devices() -> list[dict]:
     """Input devices: index, name, channels, default sample rate, and whether it is the default."""
     sd = _sounddevice()
@@ -154,6 +164,7 @@ def microphone_chunks(
                          repr(options.device), exc, delay)  # fmt: skip
             stop.wait(delay)
             delay = min(delay * 2, options.retry_max_s)
+            _rescan(sd)
             continue
         delay = 1.0
         logger.info("listening on %s", stream.device)
@@ -173,3 +184,4 @@ def microphone_chunks(
                         logger.error("the microphone stopped delivering audio; reopening it")
                         break
         stop.wait(delay)
+        _rescan(sd)  # unplugged: it may come back under a new index

@@ -87,6 +87,30 @@ def test_the_microphone_path_reads_the_virtual_device(tmp_path):
     assert all(chunk[:16].astype(np.float64).tobytes() in windows for chunk in chunks)
 
 
+def test_a_microphone_plugged_in_after_start_is_found(tmp_path):
+    """PortAudio lists the devices once when it starts; the retry has it list them again (ALSA rereads its
+    configuration then), so a device that appears later opens."""
+    feed = np.random.default_rng(1).uniform(-0.5, 0.5, 32000).astype(np.float32)
+    env = _virtual_microphone(tmp_path, feed)
+    (tmp_path / ".asoundrc").rename(tmp_path / "later")
+    script = (
+        "import threading, os\n"
+        "from assistant.audio import AudioOptions, microphone_chunks\n"
+        "stop = threading.Event(); threading.Timer(20, stop.set).start()\n"
+        "threading.Timer(1.5, os.rename, ('later', '.asoundrc')).start()  # plugged in after start\n"
+        "got = 0\n"
+        "for chunk in microphone_chunks(AudioOptions(device='vmic', retry_max_s=1), stop):\n"
+        "    got += 1\n"
+        "    if got == 5: stop.set()\n"
+        "print('chunks', got)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=60)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "chunks 5" in done.stdout, done.stderr
+    assert "cannot open the microphone 'vmic'" in done.stderr  # it was missing at first
+
+
 def test_a_missing_device_is_retried_not_fatal(caplog):
     stop = threading.Event()
     threading.Timer(3.0, stop.set).start()  # room for a second try 1 s after the first, PortAudio's start-up included
