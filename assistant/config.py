@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -18,6 +19,8 @@ from skills import SkillcallError, SkillSettings, UserPath
 from .daemon import DaemonOptions
 from .routers import RouterOptions
 from .transcribe import TranscriberOptions
+
+logger = logging.getLogger(__name__)
 
 
 class ConfigError(SkillcallError):
@@ -67,10 +70,15 @@ class Config(BaseSettings):
 def load_config(**overrides: object) -> Config:
     """Read the config file and environment; raises ``ConfigError`` naming the file and the bad key."""
     path = config_path()
+    if path.is_dir():
+        raise ConfigError(f"the config file {path} is a folder; point SKILLCALL_CONFIG at a .toml file")
+    if os.environ.get("SKILLCALL_CONFIG") and not path.exists():  # named, so meant: not the defaults in silence
+        logger.warning("SKILLCALL_CONFIG names %s, which does not exist: using the defaults", path)
     try:
         return Config(**overrides)
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
         raise ConfigError(f"invalid configuration ({path} or SKILLCALL_* variables): {problems}") from None
-    except (OSError, ValueError) as exc:  # tomllib.TOMLDecodeError is a ValueError
-        raise ConfigError(f"cannot read the config file {path}: {exc}; fix or remove it") from None
+    except (OSError, ValueError) as exc:  # tomllib.TOMLDecodeError is a ValueError; so is a bad SKILLCALL_* JSON
+        where = "the SKILLCALL_* variables" if "EnvSettingsSource" in str(exc) else f"the config file {path}"
+        raise ConfigError(f"cannot read {where}: {exc}; fix or remove it") from None

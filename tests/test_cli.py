@@ -99,6 +99,19 @@ def test_a_bad_config_file_is_one_line(tmp_path, text, message):
     assert result.exit_code == 1 and message in result.stderr and result.stderr.count("\n") == 1
 
 
+def test_a_named_config_that_is_not_there_is_said(tmp_path, monkeypatch, caplog):
+    monkeypatch.setenv("SKILLCALL_CONFIG", str(tmp_path))  # a folder
+    result = runner.invoke(app, ["call", "other()"])
+    assert result.exit_code == 1 and "is a folder" in result.stderr and result.stderr.count("\n") == 1
+    monkeypatch.setenv("SKILLCALL_CONFIG", str(tmp_path / "typo.toml"))
+    result = runner.invoke(app, ["call", "other()"])
+    assert result.exit_code == 0 and "typo.toml, which does not exist: using the defaults" in caplog.text
+    monkeypatch.setenv("SKILLCALL_CONFIG", str(tmp_path / "config.toml"))
+    monkeypatch.setenv("SKILLCALL_DAEMON", "{not json")
+    result = runner.invoke(app, ["call", "other()"])
+    assert result.exit_code == 1 and "SKILLCALL_* variables" in result.stderr, result.stderr
+
+
 def test_examples_check_passes_on_the_shipped_files():
     result = runner.invoke(app, ["examples", "check"])
     assert result.exit_code == 0, result.stderr
