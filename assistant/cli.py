@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import os
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -445,7 +449,7 @@ def listen_command(
     lock = threading.Lock()
 
     def emit(turn) -> None:
-        with lock:
+        with lock, _closed_output(stop):
             if as_json:
                 typer.echo(json.dumps(turn.as_dict(), ensure_ascii=False))
             elif turn.skipped == "announcement":
@@ -483,6 +487,16 @@ def listen_command(
             signal.signal(signum, handler)
     if stop.is_set():
         typer.echo("stopped", err=True)
+
+
+@contextlib.contextmanager
+def _closed_output(stop) -> Iterator[None]:
+    """Stop listening quietly when whoever reads the output has gone (``listen --json | head -1``)."""
+    try:
+        yield
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error when Python flushes
+        stop.set()
 
 
 @app.command("convert-whisper")

@@ -88,7 +88,8 @@ class Daemon:
 
     # -- audio -------------------------------------------------------------------------------------------------
     def run(self, chunks: Iterable[np.ndarray], stop: threading.Event | None = None) -> int:
-        """Segment the stream and handle each utterance until it ends or ``stop`` is set; returns the turns."""
+        """Segment the stream and handle each utterance until it ends or ``stop`` is set; returns the turns that
+        held speech (not those the transcriber dropped as noise)."""
         stop = stop or threading.Event()
         turns = 0
         for chunk in chunks:
@@ -96,13 +97,11 @@ class Daemon:
                 break
             self._forget_echo()
             for utterance in self.segmenter.feed(chunk):  # the microphone drops its audio itself while muted
-                self.handle(utterance)
-                turns += 1
+                turns += bool(self.handle(utterance).text)
         if not stop.is_set():
             self._forget_echo()
             for utterance in self.segmenter.flush():
-                self.handle(utterance)
-                turns += 1
+                turns += bool(self.handle(utterance).text)
         return turns
 
     def _forget_echo(self) -> None:
@@ -198,7 +197,10 @@ class Daemon:
         if self.history is not None:
             self.history.add(turn)
         if emit and self.emit is not None:
-            self.emit(turn)
+            try:
+                self.emit(turn)
+            except Exception as exc:  # showing a turn fails: it is logged once, and the daemon listens on
+                logger.warning("could not show the turn: %s: %s", type(exc).__name__, exc)
         logger.info("turn: %s", json.dumps(turn.as_dict(), ensure_ascii=False))
         return turn
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import sqlite3
 
@@ -249,6 +250,24 @@ def test_listen_on_silence_and_noise_dispatches_nothing(tmp_path, monkeypatch):
         assert db.execute("SELECT count(*) FROM turns WHERE ok IS NOT NULL").fetchone()[0] == 0
 
 
+def test_listen_stops_quietly_when_its_reader_goes(tmp_path):
+    import subprocess
+    import sys
+
+    from tests.speech import join, speak, write_wav
+
+    said = ["What is two plus two?", "What is three plus three?", "What is four plus four?"]
+    wav = write_wav(tmp_path / "said.wav", join([speak(s, tmp_path) for s in said], pause_s=1.0))
+    env = {**os.environ, "SKILLCALL_DAEMON__HISTORY_DB": str(tmp_path / "history.db")}
+    listen = subprocess.Popen([sys.executable, "-m", "assistant.cli", "listen", "--input", str(wav), "--dry-run",
+                               "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)  # fmt: skip
+    first = listen.stdout.readline()  # `| head -1`
+    listen.stdout.close()
+    err = listen.stderr.read()
+    assert listen.wait(timeout=120) == 0 and json.loads(first)["call"].startswith("math(")
+    assert "Traceback" not in err and "BrokenPipe" not in err, err
+
+
 def test_transcribe_and_install_service(tmp_path, monkeypatch):
     import numpy as np
 
@@ -267,6 +286,10 @@ def test_transcribe_and_install_service(tmp_path, monkeypatch):
     assert f"{silent}: no speech" in result.stderr
     listened = runner.invoke(app, ["listen", "--input", str(silent), "--dry-run"])
     assert listened.exit_code == 0 and f"no speech found in {silent}" in listened.stderr
+    noise = np.concatenate([np.zeros(16000), np.random.default_rng(1).normal(0, 0.02, 48000)]).astype(np.float32)
+    noisy = write_wav(tmp_path / "noise.wav", noise)  # heard as an utterance, dropped by Whisper
+    listened = runner.invoke(app, ["listen", "--input", str(noisy), "--dry-run"])
+    assert listened.exit_code == 0 and f"no speech found in {noisy}" in listened.stderr
     unit = runner.invoke(app, ["install-service", "--print"]).stdout
     assert "ExecStart=" in unit and unit.rstrip().endswith("WantedBy=default.target")
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
