@@ -51,6 +51,11 @@ def confirmation_answer(text: str) -> bool | None:
     return True if any(w in _YES_WORDS for w in words) or any(p in said for p in _YES_PHRASES) else None
 
 
+def _shown(turn: Turn) -> bool:
+    """Whether a turn is shown (printed, counted): all but the utterances the transcriber dropped as noise."""
+    return not (turn.skipped or "").startswith("no speech")
+
+
 class DaemonOptions(BaseModel):
     """How ``skillcall listen`` behaves. The ``[daemon]`` section of the config (with its sub-sections)."""
 
@@ -97,11 +102,11 @@ class Daemon:
                 break
             self._forget_echo()
             for utterance in self.segmenter.feed(chunk):  # the microphone drops its audio itself while muted
-                turns += bool(self.handle(utterance).text)
+                turns += _shown(self.handle(utterance))
         if not stop.is_set():
             self._forget_echo()
             for utterance in self.segmenter.flush():
-                turns += bool(self.handle(utterance).text)
+                turns += _shown(self.handle(utterance))
         return turns
 
     def _forget_echo(self) -> None:
@@ -131,7 +136,7 @@ class Daemon:
         turn.text = transcript.text
         if not transcript.text:
             turn.skipped = f"no speech: {transcript.dropped}"
-            return self._log(turn, heard_at, emit=False)
+            return self._log(turn, heard_at)
         wake = self.options.wake if self.use_wake else _NO_WAKE
         asked = self.pending is not None and heard_at <= self.pending[1]  # an answer needs no wake phrase
         woken = check_wake(transcript.text, wake, asked or heard_at < self.follow_up_until)
@@ -192,11 +197,11 @@ class Daemon:
         if result.text:
             self._say(result.text)
 
-    def _log(self, turn: Turn, heard_at: float, emit: bool = True) -> Turn:
+    def _log(self, turn: Turn, heard_at: float) -> Turn:
         turn.total_ms = round(turn.vad_ms + turn.transcribe_ms + turn.route_ms + turn.dispatch_ms, 1)
         if self.history is not None:
             self.history.add(turn)
-        if emit and self.emit is not None:
+        if _shown(turn) and self.emit is not None:
             try:
                 self.emit(turn)
             except Exception as exc:  # showing a turn fails: it is logged once, and the daemon listens on
