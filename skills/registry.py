@@ -379,7 +379,9 @@ def _explain(found: Skill, exc: ValidationError) -> str:
             reasons.append(f"{found.name} has no argument '{where}' (it takes {takes})")
         elif kind == "string_type":
             reasons.append(f"{where} must be text")
-        elif kind in ("int_type", "float_type", "int_from_float"):
+        elif kind in ("int_type", "int_from_float"):
+            reasons.append(f"{where} must be a whole number (2, not 2.0)")
+        elif kind == "float_type":
             reasons.append(f"{where} must be a number")
         elif kind == "bool_type":
             reasons.append(f"{where} must be True or False")

@@ -79,6 +79,8 @@ def test_user_skills_load_and_a_broken_file_is_reported_and_left_out(tmp_path, s
     assert "SyntaxError" in str(registry.problems[0])
     result = registry.dispatch(registry.parse('greet("Ada", times=2)'))
     assert result.ok and result.text == "Hello Ada! Hello Ada!"
+    result = registry.dispatch(SkillCall("greet", {"name": "Ada", "times": 2.0}))
+    assert not result.ok and "times must be a whole number (2, not 2.0)" in result.text
 
 
 def test_a_user_skill_named_like_a_builtin_is_refused(tmp_path, settings):
