@@ -40,3 +40,13 @@ def test_endpoint_down_or_failing(registry, stub, settings):
     stub.routes["/v1/chat/completions"] = lambda request: _completion("")
     result = registry.dispatch(registry.parse('ask(question="why")'))
     assert not result.ok and "empty answer" in result.text
+
+
+def test_a_hung_endpoint_is_named_within_the_skills_limit(registry, stub, settings):
+    import time
+
+    stub.routes["/v1/chat/completions"] = lambda request: time.sleep(2) or _completion("late")
+    settings.ask.base_url = f"{stub.url}/v1"
+    settings.http_timeout_s = 0.1  # each try waits 0.6 s, as the default 5 s waits 27 (two tries within 60)
+    result = registry.dispatch(registry.parse('ask(question="why")'))
+    assert not result.ok and "took too long to answer" in result.text

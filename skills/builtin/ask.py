@@ -6,8 +6,11 @@ import os
 
 from skills import SkillContext, SkillFailed, skill
 
+LIMIT_S = 60.0
+"""How long an answer may take: both tries (one retry) end before it, so a hung endpoint is named as such."""
 
-@skill(timeout_s=60)
+
+@skill(timeout_s=LIMIT_S)
 def ask(question: str, context: SkillContext) -> str:
     """Answer an open question with a chat model: facts, explanations, advice, jokes."""
     settings = context.settings.ask
@@ -20,8 +23,8 @@ def ask(question: str, context: SkillContext) -> str:
     import openai
 
     client = openai.OpenAI(
-        base_url=settings.base_url, api_key=key or "not-needed", timeout=context.settings.http_timeout_s * 6,
-        max_retries=1,
+        base_url=settings.base_url, api_key=key or "not-needed", max_retries=1,
+        timeout=min(context.settings.http_timeout_s * 6, LIMIT_S / 2 - 3),  # two tries and a back-off within LIMIT_S
     )  # fmt: skip
     try:
         reply = client.chat.completions.create(
@@ -32,6 +35,9 @@ def ask(question: str, context: SkillContext) -> str:
                 {"role": "user", "content": question},
             ],
         )
+    except openai.APITimeoutError as exc:
+        raise SkillFailed(f"The chat model at {settings.base_url or 'OpenAI'} took too long to answer; try again, or "
+                          "ask something shorter.") from exc
     except openai.APIConnectionError as exc:
         raise SkillFailed(f"I can't reach the chat model at {settings.base_url or 'OpenAI'}; is it running?") from exc
     except openai.APIStatusError as exc:
