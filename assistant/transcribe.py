@@ -139,8 +139,12 @@ class OpenAIWhisperTranscriber(Transcriber):
             import whisper
         except ImportError as exc:
             raise ModelError("the openai-whisper backend needs its extra: pip install -e '.[openai-whisper]'") from exc
+        checkpoint = Path(options.model).expanduser()
+        if not checkpoint.is_file():  # a model name would be downloaded: never at run time
+            raise ModelError(f"openai-whisper needs a checkpoint file, and {options.model!r} is none; make one with "
+                             "`skillcall convert-whisper MODEL_DIR out.pt` and set transcriber.model to it")  # fmt: skip
         try:
-            self.model = whisper.load_model(options.model, device="cpu")
+            self.model = whisper.load_model(str(checkpoint), device="cpu")
         except (RuntimeError, OSError) as exc:
             raise ModelError(f"openai-whisper cannot load {options.model!r} ({exc}); convert the bundled model with "
                              "`skillcall convert-whisper`") from None  # fmt: skip

