@@ -39,7 +39,6 @@ def stub():
 @pytest.fixture(autouse=True)
 def _isolated_config(tmp_path, monkeypatch):
     """No test reads the developer's real config, skills or API keys."""
-    (tmp_path / "config.toml").touch()  # an empty config file: the defaults
     monkeypatch.setenv("SKILLCALL_CONFIG", str(tmp_path / "config.toml"))
     monkeypatch.setenv("SKILLCALL_SKILLS_DIR", str(tmp_path / "user-skills"))
     monkeypatch.setenv("SKILLCALL_SKILLS__NOTES_DB", str(tmp_path / "cli-notes.db"))
