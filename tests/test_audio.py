@@ -59,6 +59,14 @@ def _virtual_microphone(tmp_path: Path, audio: np.ndarray) -> dict:
     return {**os.environ, "HOME": str(tmp_path), "PYTHONPATH": str(ROOT)}
 
 
+def _python(script: str, folder, env: dict) -> subprocess.CompletedProcess:
+    """Run ``script`` in a Python of its own (PortAudio reads the ALSA configuration once a process)."""
+    done = subprocess.run([sys.executable, "-c", script], cwd=folder, env=env, capture_output=True, text=True,
+                          timeout=60)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return done
+
+
 def test_the_microphone_path_reads_the_virtual_device(tmp_path):
     """Real sounddevice/PortAudio/ALSA: the device opens by name and delivers 512-sample float32 chunks whose
     samples are the feed's, bit for bit. (The file plugin is unclocked: PortAudio reads it far faster than real
@@ -75,9 +83,7 @@ def test_the_microphone_path_reads_the_virtual_device(tmp_path):
         "    if len(got) == 40: stop.set()\n"
         "np.save('got.npy', np.stack(got))\n"
     )
-    done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True,
-                          timeout=60)  # fmt: skip
-    assert done.returncode == 0, done.stderr
+    done = _python(script, tmp_path, env)
     assert "vmic" in done.stdout
     chunks = np.load(tmp_path / "got.npy")
     assert chunks.shape == (40, CHUNK) and chunks.dtype == np.float32
@@ -104,9 +110,7 @@ def test_a_microphone_plugged_in_after_start_is_found(tmp_path):
         "    if got == 5: stop.set()\n"
         "print('chunks', got)\n"
     )
-    done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True,
-                          timeout=60)  # fmt: skip
-    assert done.returncode == 0, done.stderr
+    done = _python(script, tmp_path, env)
     assert "chunks 5" in done.stdout, done.stderr
     assert "cannot open the microphone 'vmic'" in done.stderr  # it was missing at first
 
