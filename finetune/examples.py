@@ -22,6 +22,7 @@ import hashlib
 import json
 import os
 import re
+import stat
 import tempfile
 from collections import Counter
 from collections.abc import Iterable
@@ -158,14 +159,18 @@ def write_example_file(example_file: ExampleFile, path: Path | None = None) -> P
 
 
 def write_atomic(target: Path, text: str) -> Path:
-    """Write UTF-8 text through a temporary file beside ``target`` and rename it into place."""
+    """Write UTF-8 text through a temporary file beside ``target`` and rename it into place. A symlink's file is
+    the one written (the link stays), and the file keeps its permissions (a new one gets 0644)."""
+    target = target.resolve() if target.is_symlink() else target
     target.parent.mkdir(parents=True, exist_ok=True)
+    mode = stat.S_IMODE(target.stat().st_mode) if target.exists() else 0o644
     fd, temp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
+        os.chmod(temp, mode)
         os.replace(temp, target)
     except BaseException:
         Path(temp).unlink(missing_ok=True)

@@ -206,6 +206,14 @@ def generate(
             elif not isinstance(accepted, Example):
                 result.rejected.append((json.dumps(row, ensure_ascii=False)[:200], accepted))
         if batch:
+            if path.exists():  # what is on disk now: the file may have been edited while the model answered
+                example_file, problems = read_example_file(path)
+                if problems:
+                    raise GenerateError(f"{path} changed during the run and no longer reads ({problems[0]}); fix it "
+                                        f"and run generate again ({len(result.added)} examples were added before "
+                                        "this)")  # fmt: skip
+                on_disk = {utterance_key(row.text) for row in example_file.rows}
+                batch = [example for example in batch if utterance_key(example.text) not in on_disk]
             example_file.examples += batch
             try:
                 write_example_file(example_file, path)

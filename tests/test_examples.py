@@ -14,6 +14,7 @@ from finetune.examples import (
     load_examples,
     read_example_file,
     read_examples,
+    write_atomic,
     write_example_file,
 )
 from skills.places import resolve
@@ -136,6 +137,18 @@ def test_write_is_atomic(tmp_path, monkeypatch):
         write_example_file(example_file, path)
     assert path.read_text() == GOOD
     assert [p.name for p in tmp_path.iterdir()] == ["weather_examples.txt"]
+
+
+def test_a_symlinked_file_stays_a_link_and_keeps_its_mode(tmp_path):
+    real = tmp_path / "dotfiles" / "weather_examples.txt"
+    real.parent.mkdir()
+    real.write_text(GOOD)
+    os.chmod(real, 0o664)
+    link = tmp_path / "weather_examples.txt"
+    link.symlink_to(real)
+    write_atomic(link, GOOD + "\n")
+    assert link.is_symlink() and real.read_text() == GOOD + "\n" and oct(real.stat().st_mode & 0o777) == "0o664"
+    assert oct(write_atomic(tmp_path / "new.txt", "x").stat().st_mode & 0o777) == "0o644"
 
 
 def test_write_then_read_is_lossless(tmp_path):

@@ -92,6 +92,24 @@ def test_only_valid_new_rows_are_appended(stub, folder, registry):
     assert "is it going to rain in paris" in request["messages"][1]["content"]
 
 
+def test_edits_made_while_it_runs_are_kept(stub, folder, registry):
+    path = folder / "weather_examples.txt"
+    answers = [_rows(("Is it foggy in Lisbon?", 'weather(location="Lisbon")')),
+               _rows(("Any sun in Xyloville today?", 'weather(location="Xyloville")'))]  # fmt: skip
+
+    def answer(request):
+        if len(answers) == 1:  # the user adds a row by hand while the second request runs
+            with path.open("a") as handle:
+                handle.write('\n### User: weather in Xyloville\n### Assistant: weather(location="Xyloville")\n')
+        return _tool_response(answers.pop(0))
+
+    stub.routes["/v1/chat/completions"] = answer
+    options = GenerateOptions("weather", n=2, base_url=f"{stub.url}/v1", model="stub", batch_size=1)
+    assert len(generate(options, registry, folder).added) == 2
+    texts = [e.text for e in read_example_file(path)[0].examples]
+    assert texts[-3:] == ["Is it foggy in Lisbon?", "weather in Xyloville", "Any sun in Xyloville today?"]
+
+
 def test_a_model_that_never_calls_the_tool_stops_after_the_request_limit(stub, folder, registry):
     text_only = json_response({"id": "x", "object": "chat.completion", "created": 1, "model": "stub", "choices": [
         {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": "Sure! Here you go"}}]})
