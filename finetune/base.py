@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -62,6 +63,25 @@ def converted_dir(gguf: Path) -> Path:
     return cache_dir() / "hf-base" / f"{gguf.stem}-{key}"
 
 
+CONVERTED_KEPT = 2
+"""PyTorch copies of GGUF bases kept in the cache (517 MB each for the bundled base; a reinstall makes a new one)."""
+
+
+def prune_converted(keep: int = CONVERTED_KEPT) -> list[Path]:
+    """Delete the cached PyTorch copies whose GGUF is gone (an old virtual environment) and all but the ``keep``
+    most recently used; a base whose copy was deleted is converted again when next loaded."""
+    folders = [p for p in (cache_dir() / "hf-base").glob("*") if p.is_dir() and ".partial-" not in p.name]
+    folders.sort(key=lambda path: path.stat().st_mtime_ns, reverse=True)
+    removed = []
+    for rank, folder in enumerate(folders):
+        source = folder / "source.txt"
+        gone = source.is_file() and not Path(source.read_text(encoding="utf-8").strip()).is_file()
+        if rank >= keep or gone:
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    return removed
+
+
 def load_base(base: str | Path = DEFAULT_BASE, dtype: str = "float32", quantization_config: Any = None) -> tuple:
     """(model, tokenizer) for PyTorch. A GGUF is dequantized by transformers (slow: ~25 s) the first time and
     cached as a plain HF model directory under the user cache dir, since ``save_pretrained`` refuses a
@@ -94,6 +114,8 @@ def load_base(base: str | Path = DEFAULT_BASE, dtype: str = "float32", quantizat
                 temp.rename(source)
             except OSError:  # another process (`accelerate launch`) converted it first
                 shutil.rmtree(temp, ignore_errors=True)
+        os.utime(source)  # used now: pruning keeps the copies used last
+        prune_converted()
     # sdpa's CPU flash-attention backward runs ≈10× slower in bfloat16 than eager attention (measured here)
     attention = "eager" if dtype == "bfloat16" and not torch.cuda.is_available() else None
     try:

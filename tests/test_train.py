@@ -11,7 +11,7 @@ import re
 
 import pytest
 
-from finetune.base import DEFAULT_BASE, converted_dir, load_base, resolve_gguf
+from finetune.base import DEFAULT_BASE, cache_dir, converted_dir, load_base, prune_converted, resolve_gguf
 from finetune.dataset import DatasetOptions, build_dataset
 from finetune.examples import EXAMPLES_DIR, load_examples
 from finetune.prompts import load_template
@@ -65,6 +65,22 @@ def test_the_converted_base_is_cached_per_file_not_per_name(tmp_path):
     before = converted_dir(first)
     os.utime(first, ns=(1, 1))  # replaced in place
     assert converted_dir(first) != before and converted_dir(first).name.startswith("model-")
+
+
+def test_converted_bases_of_gone_files_and_all_but_the_last_used_are_pruned(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    kept = tmp_path / "kept.gguf"
+    kept.write_bytes(b"GGUF")
+    folders = {}
+    for age, (name, source) in enumerate([("new", kept), ("gone", tmp_path / "old-venv" / "x.gguf"),
+                                          ("older", kept), ("oldest", kept)]):  # fmt: skip
+        folder = folders[name] = cache_dir() / "hf-base" / name
+        folder.mkdir(parents=True)
+        (folder / "source.txt").write_text(f"{source}\n")
+        os.utime(folder, ns=(10**18 - age * 10**9,) * 2)
+    removed = prune_converted(keep=3)
+    assert sorted(p.name for p in removed) == ["gone", "oldest"]  # "oldest" is fourth: over the limit
+    assert sorted(p.name for p in (cache_dir() / "hf-base").iterdir()) == ["new", "older"]
 
 
 @pytest.mark.parametrize(
