@@ -136,7 +136,10 @@ def read_card(router_dir: Path | None) -> dict[str, Any]:
         return {}
     path = Path(router_dir) / ROUTER_CARD
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        card = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(card, dict):
+            raise ValueError(f"a JSON {type(card).__name__}, not an object")
+        return card
     except FileNotFoundError:
         raise ModelError(f"no trained router at {router_dir} ({ROUTER_CARD} is missing); run `skillcall dataset && "
                          "skillcall train`, or set router.router_dir to none for the untuned base") from None
@@ -198,6 +201,11 @@ class LlamaCppRouter(Router):
         self.template = template
         self.prefix_tokens = self._tokens(template.prefix(self._skills_text()), special=True)
         self.suffix_tokens = self._tokens(template.after, special=True)
+        needed = len(self.prefix_tokens) + len(self.suffix_tokens) + self.options.max_tokens + 16  # 16: an utterance
+        if needed > self.options.n_ctx:
+            raise ModelError(f"the prompt ({len(self.prefix_tokens)} tokens) and a call ({self.options.max_tokens}) "
+                             f"do not fit router.n_ctx = {self.options.n_ctx}; set it to {needed} or more "
+                             "(1024 by default)")  # fmt: skip
         self.llm.reset()
         self.llm.eval(self.prefix_tokens)  # evaluated once; every routing starts from here
 

