@@ -92,11 +92,13 @@ class EvalReport:
 def evaluate(router: Routes, rows: list[dict], registry: Registry) -> EvalReport:
     """The front door: route every row's text, compare with its call (DESIGN's equality), time each routing."""
     report = EvalReport()
-    for row in rows:
+    calls = []
+    for number, row in enumerate(rows, 1):  # every call checked before any routing: a bad row costs no wait
         try:
-            expected = registry.parse(row["call"])
+            calls.append(registry.parse(row["call"]))
         except CallError as exc:
-            raise CallError(f"evaluation row {row['text']!r} has an invalid call: {exc}") from None
+            raise CallError(f"evaluation row {number} ({row['text']!r}) has an invalid call: {exc}") from None
+    for row, expected in zip(rows, calls, strict=True):
         started = time.perf_counter()
         got = router.route(row["text"])
         report.latencies.append(time.perf_counter() - started)

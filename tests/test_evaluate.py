@@ -46,9 +46,10 @@ def test_report_counts_exact_skill_and_argument_accuracy(registry, tmp_path):
     assert png.read_bytes()[:4] == b"\x89PNG"
 
 
-def test_an_invalid_expected_call_is_named(registry):
-    with pytest.raises(CallError, match="evaluation row 'x' has an invalid call"):
-        evaluate(TableRouter({}), [{"text": "x", "call": "wether()"}], registry)
+def test_an_invalid_expected_call_is_named_before_any_routing(registry):
+    rows = [{"text": "time in Oslo", "call": 'timecheck(location="Oslo")'}, {"text": "x", "call": "wether()"}]
+    with pytest.raises(CallError, match=r"evaluation row 2 \('x'\) has an invalid call"):
+        evaluate(TableRouter({}), rows, registry)  # an empty table: routing row 1 would raise KeyError
 
 
 def test_the_accuracy_interval_is_wilsons():
