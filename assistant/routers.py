@@ -437,20 +437,24 @@ class TransformersRouter(Router):
     name: str = "transformers"
 
     def __post_init__(self) -> None:
-        import torch
-
         from finetune.base import load_base
 
-        self._torch = torch
         base = self.card.get("base", self.options.base) if self.options.router_dir else self.options.base
-        self.model, self.tokenizer = load_base(base)
+        self.model, self.tokenizer = load_base(base)  # a ModelError naming the extra when PyTorch is missing
+        import torch
+
+        self._torch = torch
         if self.options.router_dir is not None:
             from peft import PeftModel
 
             adapter = Path(self.options.router_dir) / ADAPTER_DIR
             if not (adapter / "adapter_config.json").is_file():
                 raise ModelError(f"PEFT adapter {adapter} is missing; rebuild it with `skillcall train`")
-            self.model = PeftModel.from_pretrained(self.model, adapter)
+            try:
+                self.model = PeftModel.from_pretrained(self.model, adapter)
+            except Exception as exc:  # noqa: BLE001 - bad JSON, a truncated safetensors file, wrong shapes ...
+                raise ModelError(f"PEFT adapter {adapter} is unreadable ({type(exc).__name__}: {exc}); rebuild it "
+                                 "with `skillcall train`") from None  # fmt: skip
         if torch.cuda.is_available():
             self.model = self.model.to("cuda")
         self.model.eval()

@@ -240,3 +240,12 @@ def test_transformers_router_with_the_shipped_adapter(registry):
     router.options.max_tokens = 4
     result = router.route_result(text)
     assert result.call == SkillCall("other") and "no complete call within 4 tokens" in result.reason
+
+
+def test_transformers_router_names_a_broken_adapter(registry, tmp_path):
+    copy = tmp_path / "router"
+    shutil.copytree(ROUTER_DIR, copy, ignore=shutil.ignore_patterns("checkpoint"))
+    weights = next((copy / "adapter").glob("adapter_model.*"))
+    weights.write_bytes(weights.read_bytes()[:100])  # a truncated copy
+    with pytest.raises(ModelError, match=r"PEFT adapter .*adapter is unreadable .*skillcall train"):
+        load_router(RouterOptions(kind="transformers", router_dir=copy), registry)
