@@ -185,11 +185,11 @@ class CallAcceptor:
             end += 1
         value, closed = rest[1:end], end < len(rest)
         if kind == "span":
-            if value and (value.startswith(" ") or not span_positions(self.source, value, closed=False)):
+            if value and (value.startswith(" ") or not self._span_starts(value, closed=False)):
                 return NO, pos, None
             if not closed:
                 return PARTIAL, pos, None
-            if not value.strip() or value.endswith(" ") or not span_positions(self.source, value):
+            if not value.strip() or value.endswith(" ") or not self._span_starts(value):
                 return NO, pos, None
             return COMPLETE, pos + end + 1, None
         if "\n" in value:
@@ -201,6 +201,18 @@ class CallAcceptor:
         except ValueError:
             return NO, pos, None
         return COMPLETE, pos + end + 1, None
+
+    def _span_starts(self, value: str, closed: bool = True) -> list[int]:
+        """Where ``value`` (as a call writes it, escaped) is a span of the utterance: never from inside an escape
+        ("\\nowhere" is not a span of "x\\nowhere"), and a closed value must be one once unescaped too."""
+        starts = [at for at in span_positions(self.source, value, closed)
+                  if (len(self.source[:at]) - len(self.source[:at].rstrip("\\"))) % 2 == 0]  # fmt: skip
+        if starts and closed:
+            try:
+                return starts if span_positions(self.utterance, json.loads(f'"{value}"')) else []
+            except ValueError:
+                return []
+        return starts
 
     def continues(self, text: str, tail: bytes) -> bool:
         """Whether ``text`` followed by the first bytes of a character (``tail``; byte-level tokens split

@@ -127,3 +127,11 @@ def test_a_split_character_must_continue_a_whole_word_span(registry):
     evian = CallAcceptor(registry, "weather in Evian, the café town")  # "é" only inside a word
     assert not evian.continues('weather(location="', "é".encode()[:1])
     assert evian.continues('weather(location="caf', "é".encode()[:1])
+
+
+def test_a_span_never_starts_inside_an_escape(registry):
+    acceptor = CallAcceptor(registry, r"weather in x\nowhere")  # a literal backslash, as said
+    assert acceptor.state(r'weather(location="\nowhere")')[0] == NO  # a newline: not a span once unescaped
+    assert acceptor.state(r'weather(location="x\\nowhere")')[0] == COMPLETE
+    quoted = CallAcceptor(registry, 'note that she said "hi" to me')
+    assert quoted.state(r'notes(action="add", note="she said \"hi\" to me")')[0] == COMPLETE
