@@ -186,13 +186,18 @@ def generate(
                 tools=[tool_schema()],
                 tool_choice={"type": "function", "function": {"name": TOOL_NAME}},
             )
+        except openai.APITimeoutError as exc:
+            raise GenerateError(f"{options.base_url or 'the OpenAI API'} gave no answer within {options.timeout_s:g} s "
+                                f"({options.max_retries + 1} tries); try a smaller --batch-size or a faster model "
+                                f"({len(result.added)} examples were added before this)") from exc  # fmt: skip
         except openai.APIConnectionError as exc:
             raise GenerateError(f"cannot reach {options.base_url or 'the OpenAI API'} ({exc}); check --base-url") from exc
         except openai.AuthenticationError as exc:
             raise GenerateError(f"the endpoint refused the API key in ${options.api_key_env}") from exc
         except openai.APIStatusError as exc:
-            raise GenerateError(f"the endpoint answered {exc.status_code} after {options.max_retries} retries: "
-                                f"{exc.message}") from exc  # fmt: skip
+            retried = exc.status_code in (408, 409, 429) or exc.status_code >= 500  # what the client retries
+            after = f" after {options.max_retries} retries" if retried and options.max_retries else ""
+            raise GenerateError(f"the endpoint answered {exc.status_code}{after}: {exc.message}") from exc
         if not response.choices:
             result.rejected.append(("", "the response had no choices"))
             continue

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
@@ -131,6 +132,13 @@ def test_unreachable_endpoint_and_persistent_errors(stub, folder, registry):
     stub.routes["/v1/chat/completions"] = lambda request: (500, "application/json", b'{"error": {"message": "x"}}')
     with pytest.raises(GenerateError, match="answered 500 after 1 retries"):
         generate(GenerateOptions("weather", base_url=f"{stub.url}/v1", max_retries=1), registry, folder)
+    stub.routes["/v1/chat/completions"] = lambda request: (400, "application/json", b'{"error": {"message": "no"}}')
+    with pytest.raises(GenerateError, match=r"answered 400: .*no$"):  # not retried, so not "after 1 retries"
+        generate(GenerateOptions("weather", base_url=f"{stub.url}/v1", max_retries=1), registry, folder)
+    stub.routes["/v1/chat/completions"] = lambda request: time.sleep(1) or _tool_response(_rows())
+    with pytest.raises(GenerateError, match=r"gave no answer within 0.2 s \(1 tries\)"):
+        generate(GenerateOptions("weather", base_url=f"{stub.url}/v1", max_retries=0, timeout_s=0.2), registry,
+                 folder)  # fmt: skip
     assert (folder / "weather_examples.txt").read_text() == SEED
 
 
