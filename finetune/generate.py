@@ -164,8 +164,8 @@ def generate(
     example_file, problems = read_example_file(path) if path.exists() else (ExampleFile(options.skill, path=path), [])
     if problems:
         raise GenerateError(f"fix {path} first: {problems[0]}")
-    if not example_file.prompt:
-        example_file.prompt = f"{registry.get(options.skill).signature} {registry.get(options.skill).description}"
+    prompt = example_file.prompt or f"{registry.get(options.skill).signature} {registry.get(options.skill).description}"
+    example_file.prompt = prompt
     key = os.environ.get(options.api_key_env)
     if not key and not options.base_url:
         raise GenerateError(f"no API key: set ${options.api_key_env}, or pass --base-url for a local "
@@ -217,6 +217,7 @@ def generate(
                     raise GenerateError(f"{path} changed during the run and no longer reads ({problems[0]}); fix it "
                                         f"and run generate again ({len(result.added)} examples were added before "
                                         "this)")  # fmt: skip
+                example_file.prompt = example_file.prompt or prompt
                 on_disk = {utterance_key(row.text) for row in example_file.rows}
                 batch = [example for example in batch if utterance_key(example.text) not in on_disk]
             example_file.examples += batch
