@@ -311,6 +311,14 @@ class Registry:
     def validate(self, name: str, arguments: dict[str, Any]) -> SkillCall:
         """Check arguments against the skill's typed signature and return the canonical call."""
         found = self.get(name)
+        for p in found.parameters:  # pydantic takes True and 1.0 for Literal[1, 2]: a value must be one, type and all
+            choices = _literal_values(p.annotation)
+            value = arguments.get(p.name)
+            if choices and p.name in arguments and not (value is None or any(
+                    type(value) is type(choice) and value == choice for choice in choices)):  # fmt: skip
+                said = " or ".join([", ".join(map(repr, choices[:-1])), repr(choices[-1])] if len(choices) > 1 else
+                                   [repr(choices[0])])  # as pydantic says it: 'add' or 'list'  # fmt: skip
+                raise CallError(f"{p.name} must be one of {said} — use {found.signature}")
         try:
             model = found.model.model_validate(arguments)
         except ValidationError as exc:
@@ -405,6 +413,14 @@ def _callable_type(annotation: Any) -> bool:
     return typing.get_origin(args[0]) is typing.Literal and all(
         v is None or type(v) in (str, int, bool) for v in typing.get_args(args[0])
     )
+
+
+def _literal_values(annotation: Any) -> tuple[Any, ...]:
+    """The values of a ``Literal`` (or ``Literal | None``) annotation; () for any other type."""
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        literals = [a for a in typing.get_args(annotation) if typing.get_origin(a) is typing.Literal]
+        return typing.get_args(literals[0]) if literals else ()
+    return typing.get_args(annotation) if typing.get_origin(annotation) is typing.Literal else ()
 
 
 def _is_text(annotation: Any) -> bool:

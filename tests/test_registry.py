@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import textwrap
 import time
+from typing import Literal
 
 import pytest
 
@@ -168,6 +169,21 @@ def _registry_with(*functions) -> Registry:
     for fn in functions:
         registry.add(skill(fn).__skill__)
     return registry
+
+
+def test_a_literal_takes_its_own_values_only():
+    def speed(level: Literal[1, 2], mode: Literal["eco", "fast"] | None = None) -> str:
+        """Set a speed."""
+        return f"{level} {mode}"
+
+    registry = _registry_with(speed)
+    assert registry.dispatch(registry.parse('speed(2, "eco")')).text == "2 eco"
+    for bad in ({"level": True}, {"level": 1.0}, {"level": 1, "mode": "Eco"}):  # pydantic alone took True, 1.0
+        result = registry.dispatch(SkillCall("speed", bad))
+        assert not result.ok and "must be one of" in result.text, bad
+    with pytest.raises(CallError, match="level must be one of 1 or 2"):
+        registry.parse("speed(True)")
+    assert registry.dispatch(registry.parse("speed(1, None)")).ok
 
 
 def test_dispatch_isolates_a_skill_that_raises(caplog):
