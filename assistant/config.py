@@ -11,7 +11,13 @@ from pathlib import Path
 
 import platformdirs
 from pydantic import Field, ValidationError
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    SettingsError,
+    TomlConfigSettingsSource,
+)
 
 from finetune.examples import EXAMPLES_DIR
 from skills import SkillcallError, SkillSettings, UserPath
@@ -80,5 +86,5 @@ def load_config(**overrides: object) -> Config:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
         raise ConfigError(f"invalid configuration ({path} or SKILLCALL_* variables): {problems}") from None
     except (OSError, ValueError) as exc:  # tomllib.TOMLDecodeError is a ValueError; so is a bad SKILLCALL_* JSON
-        where = "the SKILLCALL_* variables" if "EnvSettingsSource" in str(exc) else f"the config file {path}"
+        where = "the SKILLCALL_* variables" if isinstance(exc, SettingsError) else f"the config file {path}"
         raise ConfigError(f"cannot read {where}: {exc}; fix or remove it") from None

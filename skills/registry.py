@@ -316,8 +316,8 @@ class Registry:
             value = arguments.get(p.name)
             if choices and p.name in arguments and not (value is None or any(
                     type(value) is type(choice) and value == choice for choice in choices)):  # fmt: skip
-                said = " or ".join([", ".join(map(repr, choices[:-1])), repr(choices[-1])] if len(choices) > 1 else
-                                   [repr(choices[0])])  # as pydantic says it: 'add' or 'list'  # fmt: skip
+                # as pydantic says it: 'add' or 'list'
+                said = ", ".join(map(repr, choices[:-1])) + " or " * (len(choices) > 1) + repr(choices[-1])
                 raise CallError(f"{p.name} must be one of {said} — use {found.signature}")
         try:
             model = found.model.model_validate(arguments)
