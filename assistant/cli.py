@@ -296,6 +296,8 @@ def train_command(
                                               "fresh weights: a quicker retrain after adding a skill.")] = None,
     four_bit: Annotated[bool, typer.Option("--4bit", help="QLoRA via bitsandbytes (CUDA only).")] = False,
     max_train_rows: Annotated[int | None, typer.Option(help="Train on a subset (quick runs).")] = None,
+    train_on_validation: Annotated[bool, typer.Option(help="Train on the validation rows too (a final router; "
+                                                      "the test split stays held out).")] = False,
     precision: Annotated[Literal["auto", "float32", "bfloat16"],
                          typer.Option(help="The frozen base's arithmetic (auto: bfloat16 where faster).")] = "auto",
     compile_layers: Annotated[bool, typer.Option("--compile/--no-compile", help="Compile the decoder layers "
@@ -308,7 +310,8 @@ def train_command(
         config = _config()
         options = TrainOptions(
             data=data, max_steps=max_steps, batch_size=batch_size, seed=seed, resume=resume, init=init,
-            four_bit=four_bit, max_train_rows=max_train_rows, precision=precision, compile=compile_layers,
+            four_bit=four_bit, max_train_rows=max_train_rows, train_on_validation=train_on_validation,
+            precision=precision, compile=compile_layers,
             progress=True,
             lora=LoraOptions(r=rank, alpha=2 * rank), wake=_wake_name(config),
             **{k: v for k, v in {"out": out, "base": base, "epochs": epochs, "template": template,
@@ -318,8 +321,9 @@ def train_command(
     except SkillcallError as exc:
         raise _fail(str(exc)) from None
     metrics, training = result.card["metrics"], result.card["training"]
-    typer.echo(f"router written to {result.out}: validation call accuracy {metrics['validation_call_accuracy']:.3f}, "
-               f"{training['steps']} steps in {training['seconds']:.0f} s")  # fmt: skip
+    seen = " (rows it trained on)" if result.card["dataset"]["validation_in_training"] else ""
+    typer.echo(f"router written to {result.out}: validation call accuracy {metrics['validation_call_accuracy']:.3f}"
+               f"{seen}, {training['steps']} steps in {training['seconds']:.0f} s")  # fmt: skip
 
 
 @app.command("eval")

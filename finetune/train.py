@@ -70,6 +70,11 @@ class TrainOptions(BaseModel):
     weight_decay: float = Field(0.0, ge=0)
     eval_every: int | None = Field(None, ge=1, description="Steps between validations; None = four per run.")
     max_train_rows: int | None = Field(None, ge=1, description="Use only this many training rows (smoke tests).")
+    train_on_validation: bool = Field(False, description="Train on the validation rows too, for a final router "
+                                      "(the shipped one): more rows to learn from, while the test split stays held "
+                                      "out for `skillcall eval`. Validation then measures rows the router has "
+                                      "seen, so it no longer picks a checkpoint: the last one is kept, and the "
+                                      "card says so.")  # fmt: skip
     max_eval_rows: int | None = Field(None, ge=1, description="Validate on only this many rows.")
     seed: int = Field(0, description="Seeds data order, LoRA init, addressing and dropout.")
     threads: int | None = Field(None, ge=1, description="CPU threads for PyTorch; None = all cores.")
@@ -557,10 +562,12 @@ def train(options: TrainOptions, registry: Registry) -> TrainResult:
 
     template = load_template(options.template)
     skills = skills_text(registry, options.skill_list)
-    train_rows = _subset(read_jsonl(options.data / "train.jsonl", ("text", "call")), options.max_train_rows,
-                         options.seed)  # fmt: skip
-    eval_rows = _subset(read_jsonl(options.data / "validation.jsonl", ("text", "call")), options.max_eval_rows,
-                        options.seed)  # fmt: skip
+    validation_rows = read_jsonl(options.data / "validation.jsonl", ("text", "call"))
+    train_rows = read_jsonl(options.data / "train.jsonl", ("text", "call"))
+    if options.train_on_validation:
+        train_rows += validation_rows
+    train_rows = _subset(train_rows, options.max_train_rows, options.seed)
+    eval_rows = _subset(validation_rows, options.max_eval_rows, options.seed)
     eval_set = [encode_row(tokenizer, template, skills, r["text"], r["call"]) for r in eval_rows]
     pad_id = tokenizer.pad_token_id
     shards = accelerator.num_processes  # under `accelerate launch`, each process takes its share of a batch
@@ -585,9 +592,13 @@ def train(options: TrainOptions, registry: Registry) -> TrainResult:
              "learning_rate": options.learning_rate, "warmup_ratio": options.warmup_ratio,
              "weight_decay": options.weight_decay, "precision": precision, "max_eval_rows": options.max_eval_rows,
              "validation": _sha256(options.data / "validation.jsonl")}  # fmt: skip
+    if options.train_on_validation:  # only then, so that checkpoints of earlier releases (no such key) resume
+        setup["train_on_validation"] = True
     if options.resume and (checkpoint / "state.json").exists():
         state = json.loads((checkpoint / "state.json").read_text())
-        changed = [key for key in setup if state.get("setup", {}).get(key) != setup[key]]
+        started_with = state.get("setup", {})
+        changed = [key for key in [*setup, *(k for k in started_with if k not in setup)]
+                   if started_with.get(key) != setup.get(key)]  # fmt: skip
         if changed:
             raise TrainError(f"{checkpoint} was started with another {', '.join(changed)}; train from scratch "
                              "without --resume (or delete the checkpoint)")  # fmt: skip
@@ -647,7 +658,8 @@ def train(options: TrainOptions, registry: Registry) -> TrainResult:
             if bar:
                 bar.write(f"step {step}: validation loss {metrics['loss']:.4f}, "
                           f"call accuracy {metrics['call_accuracy']:.3f}")  # fmt: skip
-            if (metrics["call_accuracy"], -metrics["loss"]) > (best["call_accuracy"], -best["loss"]):
+            # rows it trained on cannot pick a checkpoint: with them in training, the last one is kept
+            if options.train_on_validation or (metrics["call_accuracy"], -metrics["loss"]) > (best["call_accuracy"], -best["loss"]):
                 best = {**metrics, "step": step}
                 best_state = {k: v.detach().clone() for k, v in
                               get_peft_model_state_dict(accelerator.unwrap_model(model)).items()}  # fmt: skip
@@ -682,6 +694,7 @@ def train(options: TrainOptions, registry: Registry) -> TrainResult:
         "skills": {s.name: s.signature for s in registry},
         "examples_fingerprint": dataset_card.get("examples_fingerprint"),
         "dataset": {"train_rows": len(train_rows), "validation_rows": len(eval_set),
+                    "validation_in_training": options.train_on_validation,
                     "train_sha256": setup["data"], "seed": dataset_card.get("seed")},  # fmt: skip
         "span_starts": span_starts(train_rows, registry),
         "skill_words": skill_words(train_rows),

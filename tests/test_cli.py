@@ -150,6 +150,20 @@ def test_train_from_something_that_is_not_a_router_is_one_line(tmp_path):
     assert f"--init {tmp_path}: not a router folder" in result.stderr and "the shipped router/" in result.stderr
 
 
+def test_train_on_the_validation_rows_too_says_its_score_is_on_rows_it_trained_on(tmp_path):
+    result = runner.invoke(app, ["dataset", "--out", str(tmp_path / "full")])
+    assert result.exit_code == 0, result.stderr
+    for split, keep in (("train", 8), ("validation", 4)):
+        rows = (tmp_path / "full" / f"{split}.jsonl").read_text().splitlines()[:keep]
+        (tmp_path / f"{split}.jsonl").write_text("\n".join(rows) + "\n")
+    result = runner.invoke(app, ["train", "--data", str(tmp_path), "--out", str(tmp_path / "r"), "--max-steps", "1",
+                                 "--rank", "2", "--no-compile", "--train-on-validation"])  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    assert "validation call accuracy" in result.stdout and "(rows it trained on), " in result.stdout
+    card = json.loads((tmp_path / "r" / "router.json").read_text())
+    assert card["dataset"]["train_rows"] == 12 and card["dataset"]["validation_in_training"] is True
+
+
 def test_generate_without_key_is_one_line():
     result = runner.invoke(app, ["generate", "--skill", "weather", "-n", "2"])
     assert result.exit_code == 1 and "no API key" in result.stderr and "Traceback" not in result.stderr

@@ -449,6 +449,23 @@ def test_resume_refuses_a_checkpoint_started_another_way(trained, registry_modul
         train(options.model_copy(update={"resume": True, "learning_rate": 0.01}), registry_module)
 
 
+def test_training_on_the_validation_rows_too_keeps_the_last_checkpoint(data, tmp_path, registry_module):
+    rows = [json.loads(line) for split in ("train", "validation") for line in (data / f"{split}.jsonl").open()]
+    options = TrainOptions(data=data, out=tmp_path, max_steps=3, batch_size=4, max_eval_rows=8, eval_every=1,
+                           learning_rate=0.3, lora={"r": 4, "alpha": 8}, precision="bfloat16", compile=False,
+                           export=False, train_on_validation=True)  # fmt: skip
+    result = train(options, registry_module)
+    card = result.card
+    assert card["dataset"]["train_rows"] == len(rows) and card["dataset"]["validation_in_training"] is True
+    assert sum(card["skill_words"]["rows"].values()) == len(rows)
+    evals = [h for h in result.history if "validation_loss" in h]
+    assert min(evals, key=lambda h: h["validation_loss"])["step"] != 3  # a rate this high makes it worse...
+    assert card["metrics"]["best_step"] == 3  # ...and still the last is kept: seen rows cannot pick one
+    assert card["metrics"]["validation_loss"] == round(evals[-1]["validation_loss"], 5)
+    with pytest.raises(TrainError, match="another train_on_validation; train from scratch"):
+        train(options.model_copy(update={"resume": True, "train_on_validation": False}), registry_module)
+
+
 def test_init_starts_from_another_routers_adapter_and_refuses_one_trained_another_way(
     trained, tmp_path, registry_module
 ):
