@@ -95,8 +95,8 @@ _DURATION_UNITS = {
 
 def parse_duration(text: str) -> float:
     """Seconds in a spoken duration: "5 minutes", "one hour and ten minutes", "half an hour", "an hour and a half",
-    "an hour and a quarter", "3 minutes 30", "90 seconds", "20 minute", "1.5 hours". Raises ``SkillFailed`` when it
-    finds none."""
+    "an hour and a quarter", "3 minutes 30", "90 seconds", "20 minute", "1.5 hours"; "zero seconds" is 0, for the
+    caller to refuse as too short. Raises ``SkillFailed`` when it finds no duration."""
     tokens = [t for t in tokenize(text) if t not in ("-", "(", ")")]
     total, i, found, last_unit, unit_end = 0.0, 0, False, 0, -1
     while i < len(tokens):
@@ -137,7 +137,7 @@ def parse_duration(text: str) -> float:
             total += amount * last_unit
         elif last_unit > 1 and start in (unit_end, unit_end + 1):  # "3 minutes 30", "an hour and 10": the next unit
             total += amount * last_unit / 60
-    if not found or total <= 0:
+    if not found:
         raise SkillFailed(f"I couldn't read a duration in '{text}'; say it like 'five minutes' or '1 hour 30 minutes'")
     return total
 

@@ -42,6 +42,8 @@ def test_unreadable_duration_fails_clearly(registry):
     assert not result.ok and "longer than a timer runs (up to a week)" in result.text
     result = registry.dispatch(registry.parse('timer(duration="0.2 seconds")'))  # not "Timer set for 0 seconds."
     assert not result.ok and "under a second" in result.text
+    result = registry.dispatch(registry.parse('timer(duration="0 seconds")'))  # read, and refused as such
+    assert not result.ok and result.text == "0 seconds is under a second; a timer runs for at least one second"
 
 
 def test_days_and_weeks_up_to_a_week(registry):
