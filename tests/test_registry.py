@@ -98,6 +98,25 @@ def test_a_user_skill_named_like_a_builtin_is_refused(tmp_path, settings):
     assert registry.get("weather").source.endswith("builtin/weather.py")
 
 
+def test_a_user_file_named_like_a_builtin_file_loads_beside_it(tmp_path, settings):
+    _write(tmp_path / "mine", "news.py", '''
+        import logging
+
+        from skills import skill
+
+        @skill
+        def headlines() -> str:
+            """Read my own headlines."""
+            return logging.getLogger(__name__).name
+    ''')
+    registry = load_registry(SkillContext(settings), tmp_path / "mine")
+    assert not registry.problems and "news" in registry and "headlines" in registry
+    mine = registry.dispatch(SkillCall("headlines")).text
+    assert mine.startswith("skillcall.skills.news_")  # its own module: the built-in news keeps its own
+    builtin = registry.get("news").function.__module__
+    assert builtin == "skillcall.skills.news"  # what its warnings are headed with, not a hash
+
+
 @pytest.mark.parametrize(
     ("source", "message"),
     [
