@@ -38,6 +38,9 @@ def test_unreadable_durations():
     for text in ("", "soon", "minutes", "zero"):
         with pytest.raises(SkillFailed):
             parse_duration(text)
+    for text in ("minus five minutes", "negative 2 hours"):
+        with pytest.raises(SkillFailed, match="can't be negative"):
+            parse_duration(text)
 
 
 def test_say_duration():
