@@ -320,6 +320,8 @@ def train_command(
         result = train(options, _registry(config))
     except SkillcallError as exc:
         raise _fail(str(exc)) from None
+    if not result.card:  # another process under `accelerate launch`: the main one writes and reports the router
+        return
     metrics, training = result.card["metrics"], result.card["training"]
     seen = " (rows it trained on)" if result.card["dataset"]["validation_in_training"] else ""
     typer.echo(f"router written to {result.out}: validation call accuracy {metrics['validation_call_accuracy']:.3f}"

@@ -70,11 +70,12 @@ class TrainOptions(BaseModel):
     weight_decay: float = Field(0.0, ge=0)
     eval_every: int | None = Field(None, ge=1, description="Steps between validations; None = four per run.")
     max_train_rows: int | None = Field(None, ge=1, description="Use only this many training rows (smoke tests).")
-    train_on_validation: bool = Field(False, description="Train on the validation rows too, for a final router "
-                                      "(the shipped one): more rows to learn from, while the test split stays held "
-                                      "out for `skillcall eval`. Validation then measures rows the router has "
-                                      "seen, so it no longer picks a checkpoint: the last one is kept, and the "
-                                      "card says so.")  # fmt: skip
+    train_on_validation: bool = Field(False, description="Train on the validation rows too, for a final router: "
+                                      "more rows to learn from, while the test split stays held out for "
+                                      "`skillcall eval` (``max_train_rows`` then draws from both). Validation then "
+                                      "measures rows the router has seen, so it no longer picks a checkpoint: the "
+                                      "last one is kept, and the card says so (as it does for a run started with "
+                                      "``init`` from such a router).")  # fmt: skip
     max_eval_rows: int | None = Field(None, ge=1, description="Validate on only this many rows.")
     seed: int = Field(0, description="Seeds data order, LoRA init, addressing and dropout.")
     threads: int | None = Field(None, ge=1, description="CPU threads for PyTorch; None = all cores.")
@@ -474,8 +475,9 @@ def _subset(rows: list[dict], limit: int | None, seed: int) -> list[dict]:
     return picked
 
 
-def _init_weights(options: TrainOptions) -> dict[str, Any]:
-    """The adapter weights of the router ``options.init`` names, checked against this run's base, template and LoRA."""
+def _init_router(options: TrainOptions) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The adapter weights and card of the router ``options.init`` names, checked against this run's base, template
+    and LoRA."""
     from peft.utils import load_peft_weights
 
     card_path, adapter = options.init / ROUTER_CARD, options.init / ADAPTER_DIR
@@ -495,7 +497,7 @@ def _init_weights(options: TrainOptions) -> dict[str, Any]:
     if changed:
         raise TrainError(f"--init {options.init} was trained with another {', '.join(changed)} "
                          f"({', '.join(f'{k}={theirs[k]}' for k in changed)}); train without --init")  # fmt: skip
-    return load_peft_weights(str(adapter), device="cpu")
+    return load_peft_weights(str(adapter), device="cpu"), card
 
 
 def _llama_architecture(gguf_file: Path) -> bool:
@@ -513,7 +515,8 @@ def _sha256(path: Path) -> str:
 
 
 def train(options: TrainOptions, registry: Registry) -> TrainResult:
-    """The front door: train, keep the best checkpoint (validation call accuracy, then loss), write the router."""
+    """The front door: train, keep the best checkpoint (validation call accuracy, then loss; the last one when the
+    validation rows were trained on), write the router."""
     try:
         import torch
         import transformers  # noqa: F401  (the train extra, checked up front)
@@ -529,7 +532,9 @@ def train(options: TrainOptions, registry: Registry) -> TrainResult:
                              f"{options.data}` first")  # fmt: skip
     if options.four_bit and not torch.cuda.is_available():
         raise TrainError("--4bit (QLoRA) needs a CUDA GPU and bitsandbytes; train in full precision on a CPU")
-    init_weights = _init_weights(options) if options.init else None
+    init_weights, init_card = _init_router(options) if options.init else (None, {})
+    # validation rows this router (or the one it starts from) trained on cannot pick a checkpoint: the last is kept
+    in_sample = options.train_on_validation or bool(init_card.get("dataset", {}).get("validation_in_training"))
     gguf_base = resolve_gguf(options.base)
     export = options.export and gguf_base is not None and _llama_architecture(gguf_base)
     if options.export and not export:
@@ -658,8 +663,8 @@ def train(options: TrainOptions, registry: Registry) -> TrainResult:
             if bar:
                 bar.write(f"step {step}: validation loss {metrics['loss']:.4f}, "
                           f"call accuracy {metrics['call_accuracy']:.3f}")  # fmt: skip
-            # rows it trained on cannot pick a checkpoint: with them in training, the last one is kept
-            if options.train_on_validation or (metrics["call_accuracy"], -metrics["loss"]) > (best["call_accuracy"], -best["loss"]):
+            better = (metrics["call_accuracy"], -metrics["loss"]) > (best["call_accuracy"], -best["loss"])
+            if in_sample or better:
                 best = {**metrics, "step": step}
                 best_state = {k: v.detach().clone() for k, v in
                               get_peft_model_state_dict(accelerator.unwrap_model(model)).items()}  # fmt: skip
@@ -694,7 +699,7 @@ def train(options: TrainOptions, registry: Registry) -> TrainResult:
         "skills": {s.name: s.signature for s in registry},
         "examples_fingerprint": dataset_card.get("examples_fingerprint"),
         "dataset": {"train_rows": len(train_rows), "validation_rows": len(eval_set),
-                    "validation_in_training": options.train_on_validation,
+                    "validation_in_training": in_sample,
                     "train_sha256": setup["data"], "seed": dataset_card.get("seed")},  # fmt: skip
         "span_starts": span_starts(train_rows, registry),
         "skill_words": skill_words(train_rows),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import hashlib
 import importlib.util
 import inspect
 import logging
@@ -219,10 +220,11 @@ class Registry:
     def load_file(self, path: Path) -> list[str]:
         """Import one skill file and add its ``@skill`` functions. A failure is recorded in ``problems``."""
         path = Path(path)
-        module_name = f"skillcall.skills.{path.stem}"  # what its log lines are headed with
+        kind = "builtin" if path.resolve().parent == BUILTIN_DIR.resolve() else "user"
+        module_name = f"skillcall_{kind}_{path.stem}"  # what its log lines are headed with
         held = sys.modules.get(module_name)
         if held is not None and Path(getattr(held, "__file__", "") or "").resolve() != path.resolve():
-            module_name += f"_{abs(hash(str(path.resolve()))):x}"  # a file of the same name in another folder
+            module_name += "_" + hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:8]  # same name, other folder
         try:
             spec = importlib.util.spec_from_file_location(module_name, path)
             if spec is None or spec.loader is None:

@@ -98,7 +98,8 @@ def parse_duration(text: str) -> float:
     "an hour and a quarter", "3 minutes 30", "90 seconds", "20 minute", "1.5 hours"; "zero seconds" is 0, for the
     caller to refuse as too short. Raises ``SkillFailed`` when it finds no duration."""
     tokens = [t for t in tokenize(text) if t not in ("-", "(", ")")]
-    if {"minus", "negative"} & set(tokens):  # skipped as unknown words, "minus five minutes" would read as five
+    # a sign would be skipped like any unknown word, and "minus five minutes" read as five minutes
+    if {"minus", "negative"} & set(tokens) or re.search(r"(?:^|[^\d\s]\s+)[-−]\s*\d", text):
         raise SkillFailed(f"a duration can't be negative ('{text}'); say it like 'five minutes'")
     total, i, found, last_unit, unit_end = 0.0, 0, False, 0, -1
     while i < len(tokens):

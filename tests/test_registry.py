@@ -111,10 +111,19 @@ def test_a_user_file_named_like_a_builtin_file_loads_beside_it(tmp_path, setting
     ''')
     registry = load_registry(SkillContext(settings), tmp_path / "mine")
     assert not registry.problems and "news" in registry and "headlines" in registry
-    mine = registry.dispatch(SkillCall("headlines")).text
-    assert mine.startswith("skillcall.skills.news_")  # its own module: the built-in news keeps its own
-    builtin = registry.get("news").function.__module__
-    assert builtin == "skillcall.skills.news"  # what its warnings are headed with, not a hash
+    assert registry.dispatch(SkillCall("headlines")).text == "skillcall_user_news"  # its own module, beside
+    assert registry.get("news").function.__module__ == "skillcall_builtin_news"  # the built-in's (no hash in logs)
+    _write(tmp_path / "theirs", "news.py", '''
+        from skills import skill
+
+        @skill
+        def briefing() -> str:
+            """Another folder's news.py."""
+            return __name__
+    ''')
+    registry.load_dir(tmp_path / "theirs")
+    assert registry.dispatch(SkillCall("briefing")).text.startswith("skillcall_user_news_")
+    assert registry.dispatch(SkillCall("headlines")).text == "skillcall_user_news"
 
 
 @pytest.mark.parametrize(

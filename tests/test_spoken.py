@@ -28,6 +28,7 @@ def test_read_number(text, value):
         ("an hour and a quarter", 4500), ("two hours and a half", 9000), ("3 minutes 30", 210),
         ("four minutes thirty", 270), ("1 hour 10 minute", 4200), ("an hour and 10", 4200), ("1/2 hour", 1800),
         ("2 days", 172800), ("a week", 604800), ("a day and a half", 129600), ("zero seconds", 0),
+        ("5 - 10 minutes", 600),
     ],
 )  # fmt: skip
 def test_parse_duration(text, seconds):
@@ -38,7 +39,7 @@ def test_unreadable_durations():
     for text in ("", "soon", "minutes", "zero"):
         with pytest.raises(SkillFailed):
             parse_duration(text)
-    for text in ("minus five minutes", "negative 2 hours"):
+    for text in ("minus five minutes", "negative 2 hours", "-5 minutes", "for \u22125 minutes"):
         with pytest.raises(SkillFailed, match="can't be negative"):
             parse_duration(text)
 
