@@ -581,6 +581,7 @@ def load_router(options: RouterOptions, registry: Registry, examples_fingerprint
         logger.warning("the example files changed since this router was trained; retrain it with %s", retrain)
     missing = sorted(set(registry.names) - set(card.get("skills", registry.names)))
     if missing:
-        logger.warning("skills %s were added after the router was trained; it has not learnt them: retrain with %s",
-                       ", ".join(missing), retrain)  # fmt: skip
+        added = f"skill {missing[0]} was" if len(missing) == 1 else f"skills {', '.join(missing)} were"
+        logger.warning("%s added after the router was trained; it has not learnt %s: retrain with %s", added,
+                       "it" if len(missing) == 1 else "them", retrain)  # fmt: skip
     return ROUTERS[options.kind](registry, options, card)

@@ -29,7 +29,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from skills import CallError, Registry, SkillcallError, span_positions
+from skills import BUILTIN_DIR, CallError, Registry, SkillcallError, span_positions
 
 EXAMPLES_DIR = Path(__file__).resolve().parent.parent / "examples"
 SUFFIX = "_examples.txt"
@@ -250,8 +250,13 @@ def load_examples(folders: Iterable[Path], registry: Registry) -> ExampleSet:
                 seen[key] = (example_file.path, example.line)
     for name in registry.names:
         if name not in files:
-            problems.append(ExampleFileError(f"{name}{SUFFIX}", 0, f"skill {name} has no example file, so the "
-                                             f"router cannot learn it; write {name}{SUFFIX}", "missing"))  # fmt: skip
+            source = Path(registry.get(name).source)  # a user's file goes beside the skill, a built-in's in examples/
+            builtin = not source.is_file() or source.parent.resolve() == BUILTIN_DIR.resolve()
+            folder = EXAMPLES_DIR if builtin else source.parent
+            problems.append(ExampleFileError(folder / f"{name}{SUFFIX}", 0, f"skill {name} has no example file, so "
+                                             "the router cannot learn it; write this one (the format: README, "
+                                             f"'Example files'), or draft rows with `skillcall generate --skill "
+                                             f"{name}`", "missing"))  # fmt: skip
     return example_set
 
 

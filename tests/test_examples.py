@@ -121,6 +121,20 @@ def test_non_utf8_and_unknown_skill_files(tmp_path, registry):
 def test_a_skill_without_a_file_is_reported(tmp_path, registry):
     missing = [p for p in load_examples([tmp_path], registry).problems if p.kind == "missing"]
     assert len(missing) == len(registry.names)
+    assert {p.path for p in missing} == {EXAMPLES_DIR / f"{name}_examples.txt" for name in registry.names}
+    assert "skillcall generate --skill weather" in str(next(p for p in missing if p.path.name.startswith("weather")))
+
+
+def test_a_user_skill_without_a_file_is_told_where_to_write_it(tmp_path, settings):
+    from skills import SkillContext, load_registry
+
+    (tmp_path / "greet.py").write_text('from skills import skill\n\n@skill\ndef greet(name: str) -> str:\n'
+                                       '    """Greet someone."""\n    return name\n')  # fmt: skip
+    registry = load_registry(SkillContext(settings), tmp_path)
+    missing = [p for p in load_examples([EXAMPLES_DIR, tmp_path], registry).problems if p.kind == "missing"]
+    assert [str(p) for p in missing] == [f"{tmp_path / 'greet_examples.txt'}: skill greet has no example file, so "
+                                         "the router cannot learn it; write this one (the format: README, 'Example "
+                                         "files'), or draft rows with `skillcall generate --skill greet`"]  # fmt: skip
 
 
 def test_write_is_atomic(tmp_path, monkeypatch):

@@ -187,7 +187,7 @@ def test_changed_examples_and_new_skills_are_warned(tmp_path, caplog, settings):
     with caplog.at_level(logging.WARNING):
         load_router(RouterOptions(router_dir=ROUTER_DIR, threads=2), registry, examples_fingerprint="0" * 64)
     assert "example files changed since this router was trained" in caplog.text
-    assert "greet were added after the router was trained" in caplog.text
+    assert "skill greet was added after the router was trained; it has not learnt it" in caplog.text
     assert f"skillcall train --init {ROUTER_DIR}" in caplog.text  # the command that retrains it from itself
 
 
