@@ -81,10 +81,16 @@ def load_config(**overrides: object) -> Config:
     if os.environ.get("SKILLCALL_CONFIG") and not path.exists():  # named, so meant: not the defaults in silence
         logger.warning("SKILLCALL_CONFIG names %s, which does not exist: using the defaults", path)
     try:
-        return Config(**overrides)
+        config = Config(**overrides)
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
         raise ConfigError(f"invalid configuration ({path} or SKILLCALL_* variables): {problems}") from None
     except (OSError, ValueError) as exc:  # tomllib.TOMLDecodeError is a ValueError; so is a bad SKILLCALL_* JSON
         where = "the SKILLCALL_* variables" if isinstance(exc, SettingsError) else f"the config file {path}"
         raise ConfigError(f"cannot read {where}: {exc}; fix or remove it") from None
+    for key in ("skills_dir", "examples_dir"):  # set by the user, so meant: not nothing loaded in silence
+        folder = getattr(config, key)
+        if key in config.model_fields_set and not folder.is_dir():
+            logger.warning("%s is %s, which is not a folder: nothing is read from it (fix it in %s or the "
+                           "SKILLCALL_* variables)", key, folder, path)  # fmt: skip
+    return config

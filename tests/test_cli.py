@@ -113,6 +113,19 @@ def test_a_named_config_that_is_not_there_is_said(tmp_path, monkeypatch, caplog)
     assert result.exit_code == 1 and "SKILLCALL_* variables" in result.stderr, result.stderr
 
 
+def test_a_configured_folder_that_is_not_there_is_said(tmp_path, monkeypatch, caplog):
+    monkeypatch.delenv("SKILLCALL_SKILLS_DIR")  # the file's word, then
+    (tmp_path / "config.toml").write_text(f'skills_dir = "{tmp_path / "skils"}"\n')
+    result = runner.invoke(app, ["skills"])
+    assert result.exit_code == 0 and "weather(" in result.stdout
+    assert f"skills_dir is {tmp_path / 'skils'}, which is not a folder: nothing is read from it" in caplog.text
+    caplog.clear()
+    (tmp_path / "skils").mkdir()
+    monkeypatch.setenv("SKILLCALL_EXAMPLES_DIR", str(tmp_path / "config.toml"))
+    runner.invoke(app, ["skills"])
+    assert "examples_dir is" in caplog.text and "skills_dir" not in caplog.text
+
+
 def test_examples_check_passes_on_the_shipped_files():
     result = runner.invoke(app, ["examples", "check"])
     assert result.exit_code == 0, result.stderr
