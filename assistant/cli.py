@@ -553,14 +553,12 @@ def install_service_command(
 
 def _examples_folder(config, registry, skill: str) -> Path:
     """Where a skill's example file lives: where it already is, else beside the skill (built-in or yours)."""
-    from finetune.examples import SUFFIX
-    from skills import BUILTIN_DIR
+    from finetune.examples import SUFFIX, new_example_path
 
     for folder in config.example_dirs():
         if (folder / f"{skill}{SUFFIX}").exists():
             return folder
-    source = Path(registry.get(skill).source)
-    return config.examples_dir if source.parent == BUILTIN_DIR else config.skills_dir
+    return new_example_path(registry, skill, config.examples_dir).parent
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -250,14 +250,18 @@ def load_examples(folders: Iterable[Path], registry: Registry) -> ExampleSet:
                 seen[key] = (example_file.path, example.line)
     for name in registry.names:
         if name not in files:
-            source = Path(registry.get(name).source)  # a user's file goes beside the skill, a built-in's in examples/
-            builtin = not source.is_file() or source.parent.resolve() == BUILTIN_DIR.resolve()
-            folder = EXAMPLES_DIR if builtin else source.parent
-            problems.append(ExampleFileError(folder / f"{name}{SUFFIX}", 0, f"skill {name} has no example file, so "
-                                             "the router cannot learn it; write this one (the format: README, "
-                                             f"'Example files'), or draft rows with `skillcall generate --skill "
-                                             f"{name}`", "missing"))  # fmt: skip
+            message = (f"skill {name} has no example file, so the router cannot learn it; write this one (the "
+                       f"format: README, 'Example files'), or draft rows with `skillcall generate --skill {name}`")
+            problems.append(ExampleFileError(new_example_path(registry, name), 0, message, "missing"))
     return example_set
+
+
+def new_example_path(registry: Registry, skill: str, examples_dir: Path = EXAMPLES_DIR) -> Path:
+    """Where a skill's example file belongs when it has none: ``examples_dir`` for a built-in, beside the skill's
+    own file for yours."""
+    source = Path(registry.get(skill).source)
+    builtin = not source.is_file() or source.parent.resolve() == BUILTIN_DIR.resolve()
+    return (examples_dir if builtin else source.parent) / f"{skill}{SUFFIX}"
 
 
 def read_examples(folders: Iterable[Path], registry: Registry) -> ExampleSet:
