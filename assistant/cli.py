@@ -246,7 +246,8 @@ def route_command(
                                    "ms": round(1000 * result.seconds, 1), "prompt_tokens": result.prompt_tokens,
                                    "generated_tokens": result.generated_tokens,
                                    "forced_tokens": result.forced_tokens, "drafted_tokens": result.drafted_tokens,
-                                   "evaluations": result.evaluations, "fallback": result.reason},
+                                   "evaluations": result.evaluations, "consulted": result.consulted,
+                                   "fallback": result.reason},
                                   ensure_ascii=False))  # fmt: skip
         else:
             typer.echo(str(result.call))
@@ -298,6 +299,8 @@ def train_command(
     max_train_rows: Annotated[int | None, typer.Option(help="Train on a subset (quick runs).")] = None,
     train_on_validation: Annotated[bool, typer.Option(help="Train on the validation rows too (a final router; "
                                                       "the test split stays held out).")] = False,
+    members: Annotated[int, typer.Option(min=1, help="Routers to train (seeds SEED, SEED+1, …), consulted together "
+                                         "on unclear skills; each costs a whole run. The shipped router: 3.")] = 1,
     precision: Annotated[Literal["auto", "float32", "bfloat16"],
                          typer.Option(help="The frozen base's arithmetic (auto: bfloat16 where faster).")] = "auto",
     compile_layers: Annotated[bool, typer.Option("--compile/--no-compile", help="Compile the decoder layers "
@@ -311,7 +314,7 @@ def train_command(
         options = TrainOptions(
             data=data, max_steps=max_steps, batch_size=batch_size, seed=seed, resume=resume, init=init,
             four_bit=four_bit, max_train_rows=max_train_rows, train_on_validation=train_on_validation,
-            precision=precision, compile=compile_layers,
+            members=members, precision=precision, compile=compile_layers,
             progress=True,
             lora=LoraOptions(r=rank, alpha=2 * rank), wake=_wake_name(config),
             **{k: v for k, v in {"out": out, "base": base, "epochs": epochs, "template": template,
@@ -322,10 +325,12 @@ def train_command(
         raise _fail(str(exc)) from None
     if not result.card:  # another process under `accelerate launch`: the main one writes and reports the router
         return
-    metrics, training = result.card["metrics"], result.card["training"]
-    seen = " (rows it trained on)" if result.card["dataset"]["validation_in_training"] else ""
-    typer.echo(f"router written to {result.out}: validation call accuracy {metrics['validation_call_accuracy']:.3f}"
-               f"{seen}, {training['steps']} steps in {training['seconds']:.0f} s")  # fmt: skip
+    for written in [result, *result.members]:
+        metrics, training = written.card["metrics"], written.card["training"]
+        seen = " (rows it trained on)" if written.card["dataset"]["validation_in_training"] else ""
+        typer.echo(f"router written to {written.out}: validation call accuracy "
+                   f"{metrics['validation_call_accuracy']:.3f}{seen}, {training['steps']} steps in "
+                   f"{training['seconds']:.0f} s")  # fmt: skip
 
 
 @app.command("eval")

@@ -56,6 +56,11 @@ class RouterOptions(BaseModel):
                         "than applying the adapter live.")
     spans: bool = Field(True, description="Text arguments must be spans of the utterance (llama.cpp, transformers).")
     max_tokens: int = Field(48, ge=4, description="Token bound on one call.")
+    consult_margin: float = Field(4.0, ge=0, description="llama.cpp, a router trained with --members: the other "
+                                  "members are asked about the skill when the router's likeliest first token leads "
+                                  "the next by less than this many nats (about one utterance in nine with the "
+                                  "shipped router); the skill is then the one their mean probability favours. 0 = "
+                                  "never; a large value = always (each member costs an evaluation of the utterance).")
     draft_tokens: int = Field(12, ge=0, le=64, description="llama.cpp: tokens guessed ahead (the rest of a span) "
                               "and verified in one batch; 0 = one evaluation per generated token.")
     threads: int | None = Field(None, ge=1, description="CPU threads; None = all cores.")
@@ -82,6 +87,8 @@ class RouteResult:
     """Generated tokens that were guessed by drafting and confirmed in a batch, saving an evaluation each."""
     evaluations: int = 0
     """llama.cpp evaluations (batches) this routing took."""
+    consulted: int = 0
+    """Other routers of the ensemble asked about the skill (``router.consult_margin``)."""
     reason: str | None = None
     """Why the call fell back to ``other()``, if it did."""
 
@@ -164,33 +171,8 @@ class LlamaCppRouter(Router):
         base = resolve_gguf(self.options.base)
         if base is None:
             raise ModelError(f"the llama.cpp router needs a .gguf base, not {self.options.base!r}")
-        adapter = None
-        if self.options.router_dir is not None:
-            files = self.card.get("files") or {}
-            if "gguf" in files and not files["gguf"]:  # trained from a base llama.cpp cannot read
-                raise ModelError(f"{self.options.router_dir} has no llama.cpp file (its base {self.card.get('base')} "
-                                 "is not a llama-architecture GGUF); serve it with router.kind = \"transformers\"")  # fmt: skip
-            adapter = Path(self.options.router_dir) / files.get("gguf", ADAPTER_GGUF)
-            if not adapter.is_file():
-                raise ModelError(f"router adapter {adapter} is missing; rebuild it with `skillcall train`")
-        model = base
-        if adapter is not None and self.options.merge and base.stat().st_size < MERGE_MAX_BYTES:
-            try:
-                model, adapter = merged_router(base, adapter), None  # checks the adapter before it merges it
-            except OSError as exc:
-                raise ModelError(f"cannot write the merged router to the cache ({exc}); free some space, or set "
-                                 "router.merge = false to apply the adapter at run time") from None  # fmt: skip
-        elif adapter is not None:
-            check_adapter_gguf(adapter, base)
-        threads = self.options.threads or os.cpu_count() or 1
-        try:
-            self.llm = llama_cpp.Llama(
-                model_path=str(model), lora_path=str(adapter) if adapter else None, n_ctx=self.options.n_ctx,
-                n_batch=256, n_threads=threads, n_threads_batch=threads, verbose=False,
-            )  # fmt: skip
-        except (ValueError, RuntimeError) as exc:
-            raise ModelError(f"llama.cpp cannot load {adapter or model} ({exc}); delete it if it is a cached merged "
-                             "router, or rebuild the router with `skillcall train`") from None  # fmt: skip
+        router_dir = self.options.router_dir
+        self.llm = self._open(base, self._adapter(router_dir, self.card) if router_dir is not None else None)
         self.n_vocab = self.llm.n_vocab()
         self.pieces = [self.llm.detokenize([i]) for i in range(self.n_vocab)]
         self._sorted_pieces = sorted(set(self.pieces))
@@ -208,12 +190,54 @@ class LlamaCppRouter(Router):
                              "(1024 by default)")  # fmt: skip
         self.llm.reset()
         self.llm.eval(self.prefix_tokens)  # evaluated once; every routing starts from here
+        self.members = []  # the ensemble's other routers (``skillcall train --members``), each with the prefix
+        folders = self.card.get("members") or []
+        if not isinstance(folders, list) or not all(isinstance(folder, str) for folder in folders):
+            raise ModelError(f"{Path(router_dir) / ROUTER_CARD}: \"members\" is not a list of folders; rebuild the "
+                             "router with `skillcall train`")  # fmt: skip
+        for folder in folders if self.options.consult_margin > 0 else []:
+            member_dir = Path(router_dir) / folder
+            member = self._open(base, self._adapter(member_dir, read_card(member_dir)))
+            member.eval(self.prefix_tokens)
+            self.members.append(member)
+
+    def _adapter(self, router_dir: Path, card: dict[str, Any]) -> Path:
+        """A trained router's llama.cpp adapter file."""
+        files = card.get("files") or {}
+        if "gguf" in files and not files["gguf"]:  # trained from a base llama.cpp cannot read
+            raise ModelError(f"{router_dir} has no llama.cpp file (its base {card.get('base')} is not a "
+                             "llama-architecture GGUF); serve it with router.kind = \"transformers\"")  # fmt: skip
+        adapter = Path(router_dir) / files.get("gguf", ADAPTER_GGUF)
+        if not adapter.is_file():
+            raise ModelError(f"router adapter {adapter} is missing; rebuild it with `skillcall train`")
+        return adapter
+
+    def _open(self, base: Path, adapter: Path | None) -> Any:
+        """llama.cpp on the base with the adapter: merged into a cached Q8_0 GGUF for a small base, else live."""
+        model = base
+        if adapter is not None and self.options.merge and base.stat().st_size < MERGE_MAX_BYTES:
+            try:
+                model, adapter = merged_router(base, adapter), None  # checks the adapter before it merges it
+            except OSError as exc:
+                raise ModelError(f"cannot write the merged router to the cache ({exc}); free some space, or set "
+                                 "router.merge = false to apply the adapter at run time") from None  # fmt: skip
+        elif adapter is not None:
+            check_adapter_gguf(adapter, base)
+        threads = self.options.threads or os.cpu_count() or 1
+        try:
+            return self._llama_cpp.Llama(
+                model_path=str(model), lora_path=str(adapter) if adapter else None, n_ctx=self.options.n_ctx,
+                n_batch=256, n_threads=threads, n_threads_batch=threads, verbose=False,
+            )  # fmt: skip
+        except (ValueError, RuntimeError) as exc:
+            raise ModelError(f"llama.cpp cannot load {adapter or model} ({exc}); delete it if it is a cached merged "
+                             "router, or rebuild the router with `skillcall train`") from None  # fmt: skip
 
     def _tokens(self, text: str, special: bool) -> list[int]:
         return self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=special)
 
-    def _logits(self, index: int = -1):
-        pointer = self._llama_cpp.llama_get_logits_ith(self.llm._ctx.ctx, index)
+    def _logits(self, index: int = -1, llm: Any = None):
+        pointer = self._llama_cpp.llama_get_logits_ith((llm or self.llm)._ctx.ctx, index)
         return self._np.ctypeslib.as_array(pointer, shape=(self.n_vocab,))
 
     def _decode(self, pending: list[int], draft: list[int]) -> list[Any]:
@@ -291,6 +315,7 @@ class LlamaCppRouter(Router):
             pending = tokens[-1:]
         evaluated = self._needed(b"", draft, acceptor)
         rows = self._decode(pending, draft[:evaluated])  # rows[k]: the logits after the cache before the draft + draft[:k]
+        rows[0], consulted = self._consult(rows[0], tokens)
         generated: list[int] = []
         raw, forced_count, drafted, evaluations, reason, done = b"", 0, 0, 1, None, False
         while True:
@@ -347,14 +372,31 @@ class LlamaCppRouter(Router):
             evaluations += 1
         return self._finish(text, raw.decode("utf-8", "replace"), started, prompt_tokens=len(tokens),
                             generated_tokens=len(generated) - forced_count, forced_tokens=forced_count,
-                            drafted_tokens=drafted, evaluations=evaluations, reason=reason)  # fmt: skip
+                            drafted_tokens=drafted, evaluations=evaluations, consulted=consulted,
+                            reason=reason)  # fmt: skip
+
+    def _consult(self, logits: Any, tokens: list[int]) -> tuple[Any, int]:
+        """The first token's log-probabilities, from the ensemble's mean probability when this router's likeliest
+        token leads the next by less than ``consult_margin`` (each member reads the utterance after its cached
+        prefix), else this router's own logits; and how many members were asked."""
+        np = self._np
+        top = np.partition(logits, -2)[-2:]
+        if not self.members or top[1] - top[0] >= self.options.consult_margin:
+            return logits, 0
+        probabilities = _softmax(np, logits)
+        for member in self.members:
+            member.n_tokens = len(self.prefix_tokens)
+            member.eval(tokens)
+            probabilities += _softmax(np, self._logits(llm=member))
+        return np.log(probabilities / (1 + len(self.members))), len(self.members)
 
     def _route_free(self, text: str, tokens: list[int], started: float) -> RouteResult:
         """Unconstrained greedy decoding (``constrain = false``): up to a stop string or the token bound."""
         stops = [s.encode() for s in self.template.stop]
         generated, raw, reason = [], b"", None
+        first, consulted = self._consult(self._logits(), tokens)
         while True:
-            token = int(self._logits().argmax())
+            token = int((first if not generated else self._logits()).argmax())
             if token == self.llm.token_eos():
                 break
             generated.append(token)
@@ -368,7 +410,8 @@ class LlamaCppRouter(Router):
         for stop in stops:
             raw = raw.split(stop)[0]
         return self._finish(text, raw.decode("utf-8", "replace"), started, prompt_tokens=len(tokens),
-                            generated_tokens=len(generated), evaluations=len(generated), reason=reason)  # fmt: skip
+                            generated_tokens=len(generated), evaluations=len(generated), consulted=consulted,
+                            reason=reason)  # fmt: skip
 
     def _force(self, generated: list[int], target: str, acceptor: CallAcceptor) -> list[int]:
         """Tokens for the forced text, as the tokenizer writes ``target`` (how the router was trained), when that
@@ -418,6 +461,11 @@ class LlamaCppRouter(Router):
         return None
 
 
+def _softmax(np: Any, logits: Any) -> Any:
+    shifted = np.exp(logits.astype(np.float64) - logits.max())
+    return shifted / shifted.sum()
+
+
 def _utf8_prefix(data: bytes) -> str | None:
     """The text of ``data``, less an incomplete character at its very end (byte-level tokens split characters);
     None when the bytes are not UTF-8 at all."""
@@ -455,6 +503,9 @@ class TransformersRouter(Router):
             except Exception as exc:  # noqa: BLE001 - bad JSON, a truncated safetensors file, wrong shapes ...
                 raise ModelError(f"PEFT adapter {adapter} is unreadable ({type(exc).__name__}: {exc}); rebuild it "
                                  "with `skillcall train`") from None  # fmt: skip
+        if self.card.get("members"):
+            logger.info("the transformers router routes with %s alone; its ensemble's other routers are asked by the "
+                        "llama.cpp router", self.options.router_dir)  # fmt: skip
         if torch.cuda.is_available():
             self.model = self.model.to("cuda")
         self.model.eval()
@@ -576,6 +627,8 @@ def load_router(options: RouterOptions, registry: Registry, examples_fingerprint
     """
     card = read_card(options.router_dir) if options.kind != "openai" else {}
     out = "" if options.router_dir == ROUTER_DIR else f" --out {options.router_dir}"  # train writes router/ by default
+    members = len(card.get("members") or []) + 1
+    out += f" --members {members}" if members > 1 else ""
     retrain = f"`skillcall dataset && skillcall train --init {options.router_dir}{out}` (one epoch from this router)"
     if card and examples_fingerprint and card.get("examples_fingerprint") not in (None, examples_fingerprint):
         logger.warning("the example files changed since this router was trained; retrain it with %s", retrain)

@@ -37,6 +37,8 @@ def main() -> None:
     parser.add_argument("--no-base", action="store_true", help="Skip the untuned base.")
     parser.add_argument("--no-merge", action="store_true", help="Apply the adapter at run time (no merged Q8_0).")
     parser.add_argument("--draft-tokens", type=int, default=None, help="Drafting bound (0 = off; default: as shipped).")
+    parser.add_argument("--consult-margin", type=float, default=None,
+                        help="When an ensemble's other routers are asked (0 = never; default: as configured).")
     parser.add_argument("--first-guess", action="store_true",
                         help="Only compare the shipped router with and without its first guess (skill_words), "
                              "routing each row with both in turn so the host's drift cancels.")  # fmt: skip
@@ -57,6 +59,8 @@ def main() -> None:
     tuned = {"merge": False} if args.no_merge else {}
     if args.draft_tokens is not None:
         tuned["draft_tokens"] = args.draft_tokens
+    if args.consult_margin is not None:
+        tuned["consult_margin"] = args.consult_margin
     variants = {"tuned": configured.model_copy(update=tuned)}
     if not args.no_base:  # the same prompt as the tuned router, as `skillcall eval` builds it
         card = read_card(configured.router_dir)
@@ -75,11 +79,13 @@ def main() -> None:
         drafted = statistics.fmean(r.drafted_tokens for r in results)
         evaluations = statistics.fmean(r.evaluations for r in results)
         prompt = statistics.fmean(r.prompt_tokens for r in results)
+        consulted = statistics.fmean(r.consulted > 0 for r in results)
         cold = []
         for row in rows[:40]:
             started = time.perf_counter()
-            router.llm.reset()  # nothing cached: the prompt prefix is evaluated again, inside the timing
-            router.llm.eval(router.prefix_tokens)
+            for llm in [router.llm, *router.members]:  # nothing cached: each prompt prefix is evaluated again,
+                llm.reset()  # inside the timing
+                llm.eval(router.prefix_tokens)
             router.route(row["text"])
             cold.append(time.perf_counter() - started)
         print(f"\n[{name}] load {load_s:.2f} s")
@@ -91,7 +97,8 @@ def main() -> None:
         print(f"  first {len(cold)} rows: cold p50 {1000 * percentile(cold, .5):.1f} ms (KV cache cleared, prefix "
               f"evaluated again) against warm p50 {1000 * percentile(warm[: len(cold)], .5):.1f} ms")
         print(f"  per call: {prompt:.1f} prompt tokens; {generated:.1f} generated ({drafted:.1f} of them drafted) + "
-              f"{forced:.1f} forced tokens in {evaluations:.2f} llama.cpp evaluations")
+              f"{forced:.1f} forced tokens in {evaluations:.2f} llama.cpp evaluations; the ensemble's "
+              f"{len(router.members)} other routers asked on {100 * consulted:.0f} % of the rows")
         for miss in report.misses[:15]:
             print(f"  miss: {miss.text!r}: expected {miss.expected}, got {miss.got}")
 

@@ -13,6 +13,7 @@ import logging
 import math
 import random
 import re
+import shutil
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -35,6 +36,8 @@ logger = logging.getLogger(__name__)
 ROUTER_DIR = Path(__file__).resolve().parent.parent / "router"
 """Where the shipped router lives (and ``skillcall train`` writes by default)."""
 ROUTER_CARD, ADAPTER_GGUF, ADAPTER_DIR, LOSS_PNG = "router.json", "router.gguf", "adapter", "loss.png"
+MEMBERS_DIR = "members"
+"""Where the other routers of an ensemble go, inside the router folder (``members/seed-N/``)."""
 
 
 class TrainError(SkillcallError):
@@ -102,6 +105,11 @@ class TrainOptions(BaseModel):
     address_share: float = Field(0.2, ge=0, le=1, description="Share of training rows varied that way per epoch.")
     filler_share: float = Field(0.15, ge=0, le=1, description="Share of training rows given a filler in front per "
                                 "epoch (\"Um, …\", \"So uh …\"): the same call, so hesitation does not read as other().")
+    members: int = Field(1, ge=1, description="Routers to train, seeded ``seed``, ``seed + 1``, …: the first is "
+                         "written to ``out``, the others to ``out/members/seed-N/``, and the router consults them on "
+                         "the skill where its own choice is not clear (``router.consult_margin``). Each costs a "
+                         "whole training run; three made the shipped router. With ``init``, each starts from the "
+                         "matching router of that ensemble.")  # fmt: skip
     lora: LoraOptions = Field(default_factory=LoraOptions)
 
     @model_validator(mode="after")
@@ -121,6 +129,8 @@ class TrainResult:
     out: Path
     card: dict[str, Any]
     history: list[dict[str, float]] = field(default_factory=list)
+    members: list[TrainResult] = field(default_factory=list)
+    """The other routers of an ensemble (``TrainOptions.members``), each as written to its folder."""
 
 
 @dataclass(frozen=True)
@@ -515,8 +525,53 @@ def _sha256(path: Path) -> str:
 
 
 def train(options: TrainOptions, registry: Registry) -> TrainResult:
-    """The front door: train, keep the best checkpoint (validation call accuracy, then loss; the last one when the
-    validation rows were trained on), write the router."""
+    """The front door: train each router of the ensemble (one by default), keep each one's best checkpoint
+    (validation call accuracy, then loss; the last one when the validation rows were trained on), write the router,
+    its card listing the members."""
+    inits = _member_inits(options)
+    result = _train_one(options.model_copy(update={"members": 1}), registry)
+    folders = []
+    for k, init in enumerate(inits[1:], start=1):
+        folder = f"{MEMBERS_DIR}/seed-{options.seed + k}"
+        member = _train_one(options.model_copy(update={"members": 1, "seed": options.seed + k, "init": init,
+                                                        "out": options.out / folder}), registry)  # fmt: skip
+        result.members.append(member)
+        folders.append(folder)
+    if not result.card:  # another process under `accelerate launch`: the main one writes the router
+        return result
+    stale = options.out / MEMBERS_DIR
+    for old in sorted(stale.glob("*")) if stale.is_dir() else ():
+        if f"{MEMBERS_DIR}/{old.name}" not in folders:
+            shutil.rmtree(old)  # members of an earlier ensemble written here: they would not match this router
+    if folders:
+        result.card["members"] = folders
+        _write_card(result.card, options.out)
+    elif stale.is_dir():
+        stale.rmdir()
+    return result
+
+
+def _member_inits(options: TrainOptions) -> list[Path | None]:
+    """Where each member starts: fresh weights, or with ``init`` the router of that ensemble in the same place."""
+    if options.init is None:
+        return [None] * options.members
+    card_path = options.init / ROUTER_CARD
+    try:
+        theirs = json.loads(card_path.read_text(encoding="utf-8")).get("members") or []
+    except (OSError, ValueError, AttributeError):
+        theirs = []  # a missing or broken card is _init_router's to report
+    if options.members > 1 + len(theirs):
+        raise TrainError(f"--init {options.init} is an ensemble of {1 + len(theirs)}; train at most that many "
+                         "--members from it, or more without --init")  # fmt: skip
+    return [options.init, *(options.init / folder for folder in theirs)][: options.members]
+
+
+def _write_card(card: dict[str, Any], out: Path) -> None:
+    (out / ROUTER_CARD).write_text(json.dumps(card, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def _train_one(options: TrainOptions, registry: Registry) -> TrainResult:
+    """One router: train, keep the best checkpoint, write it to ``options.out``."""
     try:
         import torch
         import transformers  # noqa: F401  (the train extra, checked up front)
@@ -716,7 +771,7 @@ def train(options: TrainOptions, registry: Registry) -> TrainResult:
         "files": {"adapter": ADAPTER_DIR, "gguf": ADAPTER_GGUF if export else None},
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
-    (out / ROUTER_CARD).write_text(json.dumps(card, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    _write_card(card, out)
     plot_history(history, out / LOSS_PNG)
     return TrainResult(out, card, history)
 

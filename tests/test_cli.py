@@ -163,18 +163,22 @@ def test_train_from_something_that_is_not_a_router_is_one_line(tmp_path):
     assert f"--init {tmp_path}: not a router folder" in result.stderr and "the shipped router/" in result.stderr
 
 
-def test_train_on_the_validation_rows_too_says_its_score_is_on_rows_it_trained_on(tmp_path):
+def test_train_on_the_validation_rows_too_says_its_score_is_on_rows_it_trained_on_for_each_member(tmp_path):
     result = runner.invoke(app, ["dataset", "--out", str(tmp_path / "full")])
     assert result.exit_code == 0, result.stderr
     for split, keep in (("train", 8), ("validation", 4)):
         rows = (tmp_path / "full" / f"{split}.jsonl").read_text().splitlines()[:keep]
         (tmp_path / f"{split}.jsonl").write_text("\n".join(rows) + "\n")
     result = runner.invoke(app, ["train", "--data", str(tmp_path), "--out", str(tmp_path / "r"), "--max-steps", "1",
-                                 "--rank", "2", "--no-compile", "--train-on-validation"])  # fmt: skip
+                                 "--rank", "2", "--no-compile", "--train-on-validation", "--members", "2"])  # fmt: skip
     assert result.exit_code == 0, result.stderr
-    assert "validation call accuracy" in result.stdout and "(rows it trained on), " in result.stdout
+    written = [line for line in result.stdout.splitlines() if line.startswith("router written to")]
+    assert [line.split(":")[0] for line in written] == [f"router written to {tmp_path / 'r'}",
+                                                        f"router written to {tmp_path / 'r/members/seed-1'}"]
+    assert all("validation call accuracy" in line and "(rows it trained on), " in line for line in written)
     card = json.loads((tmp_path / "r" / "router.json").read_text())
     assert card["dataset"]["train_rows"] == 12 and card["dataset"]["validation_in_training"] is True
+    assert card["members"] == ["members/seed-1"]
 
 
 def test_generate_without_key_is_one_line():

@@ -122,6 +122,27 @@ def test_the_adapter_is_merged_once_into_a_cached_q8_0_model(shipped):
     assert merged.stat().st_ino == built  # reused, not rebuilt (a build writes a new file and renames it)
 
 
+ENSEMBLE_FIXES = [  # test-split rows the shipped router alone routes wrong, and its ensemble right
+    ("Would you mind reading my notes out loud?", "other()", 'notes(action="list")'),
+    ("Don't forget to like and subscribe.", 'notes(action="add", note="like and subscribe")', "other()"),
+]
+
+
+def test_the_shipped_ensemble_asks_its_other_routers_only_where_the_skill_is_unclear(shipped):
+    card = json.loads((ROUTER_DIR / "router.json").read_text())
+    assert len(shipped.members) == len(card["members"]) == 2
+    alone = load_router(RouterOptions(threads=2, consult_margin=0), shipped.registry)
+    assert alone.members == []  # not even loaded
+    for text, by_itself, together in ENSEMBLE_FIXES:
+        result = shipped.route_result(text)
+        assert (str(alone.route(text)), str(result.call), result.consulted) == (by_itself, together, 2)
+    clear = shipped.route_result("What's the weather like in Lisbon today?")
+    assert clear.consulted == 0 and str(clear.call) == 'weather(location="Lisbon")'
+    always = load_router(RouterOptions(threads=2, consult_margin=1e9), shipped.registry)
+    assert [always.route_result(text).consulted for text, _ in SHIPPED_CASES] == [2] * len(SHIPPED_CASES)
+    assert [str(always.route(text)) for text, _ in SHIPPED_CASES] == [call for _, call in SHIPPED_CASES]
+
+
 def test_the_untuned_base_is_constrained_to_valid_calls():
     registry = load_registry()
     router = load_router(RouterOptions(router_dir=None, threads=2), registry)
@@ -159,8 +180,14 @@ def test_corrupt_or_missing_router_files_name_the_file_and_the_fix(tmp_path):
         (copy / "router.json").write_text(text)
         with pytest.raises(ModelError, match="router.json is unreadable"):
             load_router(RouterOptions(router_dir=copy), registry)
-    shutil.copy2(ROUTER_DIR / "router.json", copy / "router.json")
     shutil.copy2(ROUTER_DIR / "router.gguf", copy / "router.gguf")
+    (copy / "router.json").write_text(json.dumps({**card, "members": ["members/seed-9"]}))
+    with pytest.raises(ModelError, match=r"no trained router at .*seed-9 \(router.json is missing\)"):
+        load_router(RouterOptions(router_dir=copy), registry)  # an ensemble's member that is gone
+    (copy / "router.json").write_text(json.dumps({**card, "members": "members/seed-2"}))
+    with pytest.raises(ModelError, match=r'"members" is not a list of folders; rebuild the router'):
+        load_router(RouterOptions(router_dir=copy), registry)
+    shutil.copy2(ROUTER_DIR / "router.json", copy / "router.json")
     base = tmp_path / "base.gguf"
     base.write_bytes(resolve_gguf(DEFAULT_BASE).read_bytes()[:1_000_000])  # a truncated download
     for merge in (True, False):  # the base is named, not the router
@@ -188,7 +215,7 @@ def test_changed_examples_and_new_skills_are_warned(tmp_path, caplog, settings):
         load_router(RouterOptions(router_dir=ROUTER_DIR, threads=2), registry, examples_fingerprint="0" * 64)
     assert "example files changed since this router was trained" in caplog.text
     assert "skill greet was added after the router was trained; it has not learnt it" in caplog.text
-    assert f"skillcall train --init {ROUTER_DIR}" in caplog.text  # the command that retrains it from itself
+    assert f"skillcall train --init {ROUTER_DIR} --members 3`" in caplog.text  # retrains it from itself, whole
 
 
 def _completion(message):

@@ -520,3 +520,33 @@ def test_only_llama_architecture_ggufs_are_exported_for_llama_cpp(tmp_path):
     (tmp_path / "bad.gguf").write_bytes(b"not a gguf")
     with pytest.raises(TrainError, match="bad.gguf is not a readable GGUF"):
         _llama_architecture(tmp_path / "bad.gguf")
+
+
+def test_an_ensemble_trains_its_members_with_the_next_seeds_and_the_router_consults_them(
+    data, tmp_path, registry_module
+):
+    from assistant.routers import RouterOptions, load_router
+
+    options = TrainOptions(data=data, out=tmp_path, max_steps=1, batch_size=4, max_train_rows=8, max_eval_rows=4,
+                           lora={"r": 4, "alpha": 8}, precision="bfloat16", compile=False, members=2)  # fmt: skip
+    result = train(options, registry_module)
+    assert result.card["members"] == ["members/seed-1"] == json.loads((tmp_path / "router.json").read_text())["members"]
+    [member] = result.members
+    assert member.out == tmp_path / "members" / "seed-1" and (member.out / "router.gguf").is_file()
+    assert (result.card["training"]["seed"], member.card["training"]["seed"]) == (0, 1)
+    assert "members" not in member.card
+
+    always = load_router(RouterOptions(router_dir=tmp_path, threads=2, consult_margin=1e9), registry_module)
+    assert len(always.members) == 1
+    assert [always.route_result(t).consulted for t in ("What's the weather in Oslo?", "hello")] == [1, 1]
+    never = load_router(RouterOptions(router_dir=tmp_path, threads=2, consult_margin=0), registry_module)
+    assert never.members == [] and never.route_result("What's the weather in Oslo?").consulted == 0
+
+    with pytest.raises(TrainError, match="is an ensemble of 2; train at most that many --members from it"):
+        train(options.model_copy(update={"out": tmp_path / "x", "init": tmp_path, "members": 3}), registry_module)
+    again = train(options.model_copy(update={"out": tmp_path / "again", "init": tmp_path, "export": False}),
+                  registry_module)  # fmt: skip
+    assert [r.card["training"]["init"] for r in (again, *again.members)] == [str(tmp_path),
+                                                                             str(member.out)]  # fmt: skip
+    single = train(options.model_copy(update={"members": 1, "export": False}), registry_module)
+    assert "members" not in single.card and not (tmp_path / "members").exists()  # no stale members left behind
