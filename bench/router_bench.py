@@ -97,8 +97,9 @@ def main() -> None:
         print(f"  first {len(cold)} rows: cold p50 {1000 * percentile(cold, .5):.1f} ms (KV cache cleared, prefix "
               f"evaluated again) against warm p50 {1000 * percentile(warm[: len(cold)], .5):.1f} ms")
         print(f"  per call: {prompt:.1f} prompt tokens; {generated:.1f} generated ({drafted:.1f} of them drafted) + "
-              f"{forced:.1f} forced tokens in {evaluations:.2f} llama.cpp evaluations; the ensemble's "
-              f"{len(router.members)} other routers asked on {100 * consulted:.0f} % of the rows")
+              f"{forced:.1f} forced tokens in {evaluations:.2f} llama.cpp evaluations" + (
+                  f"; the ensemble's {len(router.members)} other routers asked on {100 * consulted:.0f} % of them"
+                  if router.members else ""))  # fmt: skip
         for miss in report.misses[:15]:
             print(f"  miss: {miss.text!r}: expected {miss.expected}, got {miss.got}")
 
