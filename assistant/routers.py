@@ -197,7 +197,13 @@ class LlamaCppRouter(Router):
                              "router with `skillcall train`")  # fmt: skip
         for folder in folders if self.options.consult_margin > 0 else []:
             member_dir = Path(router_dir) / folder
-            member = self._open(base, self._adapter(member_dir, read_card(member_dir)))
+            member_card = read_card(member_dir)
+            differs = [key for key in ("base", "template", "skill_list", "skills")
+                       if member_card.get(key) != self.card.get(key)]  # fmt: skip
+            if differs:
+                raise ModelError(f"{member_dir} was trained with another {', '.join(differs)} than {router_dir}; "
+                                 "retrain the ensemble with `skillcall train --members N`")  # fmt: skip
+            member = self._open(base, self._adapter(member_dir, member_card))
             member.eval(self.prefix_tokens)
             self.members.append(member)
 

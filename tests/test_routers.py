@@ -184,6 +184,12 @@ def test_corrupt_or_missing_router_files_name_the_file_and_the_fix(tmp_path):
     (copy / "router.json").write_text(json.dumps({**card, "members": ["members/seed-9"]}))
     with pytest.raises(ModelError, match=r"no trained router at .*seed-9 \(router.json is missing\)"):
         load_router(RouterOptions(router_dir=copy), registry)  # an ensemble's member that is gone
+    (copy / "router.json").write_text(json.dumps(card))
+    member_card = copy / "members" / "seed-2" / "router.json"
+    member_card.write_text(json.dumps({**json.loads(member_card.read_text()), "template": "chatml"}))
+    with pytest.raises(ModelError, match=r"seed-2 was trained with another template than .*skillcall train --members"):
+        load_router(RouterOptions(router_dir=copy), registry)  # its prompt would not be the one evaluated
+    shutil.copy2(ROUTER_DIR / "members" / "seed-2" / "router.json", member_card)
     (copy / "router.json").write_text(json.dumps({**card, "members": "members/seed-2"}))
     with pytest.raises(ModelError, match=r'"members" is not a list of folders; rebuild the router'):
         load_router(RouterOptions(router_dir=copy), registry)
