@@ -26,7 +26,7 @@ from finetune.base import DEFAULT_BASE, ModelError, resolve_gguf
 from finetune.drafting import likely_skill
 from finetune.export import check_adapter_gguf, merged_router
 from finetune.prompts import SkillList, clean_utterance, load_template, skills_text
-from finetune.train import ADAPTER_DIR, ADAPTER_GGUF, ROUTER_CARD, ROUTER_DIR
+from finetune.train import ADAPTER_DIR, ADAPTER_GGUF, ROUTER_CARD, ROUTER_DIR, card_members
 from skills import CallError, Registry, SkillCall, UserPath
 
 from .constrain import COMPLETE, NO, PARTIAL, CallAcceptor
@@ -191,18 +191,23 @@ class LlamaCppRouter(Router):
         self.llm.reset()
         self.llm.eval(self.prefix_tokens)  # evaluated once; every routing starts from here
         self.members = []  # the ensemble's other routers (``skillcall train --members``), each with the prefix
-        folders = self.card.get("members") or []
-        if not isinstance(folders, list) or not all(isinstance(folder, str) for folder in folders):
-            raise ModelError(f"{Path(router_dir) / ROUTER_CARD}: \"members\" is not a list of folders; rebuild the "
-                             "router with `skillcall train`")  # fmt: skip
-        for folder in folders if self.options.consult_margin > 0 else []:
+        try:
+            folders = card_members(self.card) if self.options.consult_margin > 0 else []
+        except ValueError as exc:
+            raise ModelError(f"{Path(router_dir) / ROUTER_CARD}: {exc}; rebuild the router with `skillcall train`, "
+                             "or set router.consult_margin = 0 to route with it alone") from None  # fmt: skip
+        alone = f"or set router.consult_margin = 0 to route with {router_dir} alone"
+        for folder in folders:
             member_dir = Path(router_dir) / folder
+            if not (member_dir / ROUTER_CARD).is_file():
+                raise ModelError(f"{member_dir}, a router of this ensemble, is missing; train the ensemble again "
+                                 f"({retrain_command(router_dir, self.card, init=False)}), {alone}")  # fmt: skip
             member_card = read_card(member_dir)
             differs = [key for key in ("base", "template", "skill_list", "skills")
                        if member_card.get(key) != self.card.get(key)]  # fmt: skip
             if differs:
                 raise ModelError(f"{member_dir} was trained with another {', '.join(differs)} than {router_dir}; "
-                                 "retrain the ensemble with `skillcall train --members N`")  # fmt: skip
+                                 f"retrain the ensemble with {retrain_command(router_dir, self.card)}, {alone}")
             member = self._open(base, self._adapter(member_dir, member_card))
             member.eval(self.prefix_tokens)
             self.members.append(member)
@@ -243,7 +248,7 @@ class LlamaCppRouter(Router):
         return self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=special)
 
     def _logits(self, index: int = -1, llm: Any = None):
-        pointer = self._llama_cpp.llama_get_logits_ith((llm or self.llm)._ctx.ctx, index)
+        pointer = self._llama_cpp.llama_get_logits_ith((self.llm if llm is None else llm)._ctx.ctx, index)
         return self._np.ctypeslib.as_array(pointer, shape=(self.n_vocab,))
 
     def _decode(self, pending: list[int], draft: list[int]) -> list[Any]:
@@ -626,16 +631,25 @@ ROUTERS: dict[str, type[Router]] = {"llama.cpp": LlamaCppRouter, "transformers":
                                     "openai": OpenAIRouter}  # fmt: skip
 
 
+def retrain_command(router_dir: Path | None, card: dict[str, Any], init: bool = True) -> str:
+    """The command that retrains the router in ``router_dir`` (its whole ensemble), from itself with ``init``."""
+    command = "skillcall dataset && skillcall train"
+    command += f" --init {router_dir}" if init else ""
+    command += "" if router_dir == ROUTER_DIR else f" --out {router_dir}"  # train writes router/ by default
+    try:
+        members = 1 + len(card_members(card))
+    except ValueError:
+        members = 1
+    return f"`{command}{f' --members {members}' if members > 1 else ''}`"
+
+
 def load_router(options: RouterOptions, registry: Registry, examples_fingerprint: str | None = None) -> Router:
     """The front door: build the configured router once (load it, evaluate its prompt prefix) and keep it.
 
     With ``examples_fingerprint``, warns when the example files changed since the router was trained.
     """
     card = read_card(options.router_dir) if options.kind != "openai" else {}
-    out = "" if options.router_dir == ROUTER_DIR else f" --out {options.router_dir}"  # train writes router/ by default
-    members = len(card.get("members") or []) + 1
-    out += f" --members {members}" if members > 1 else ""
-    retrain = f"`skillcall dataset && skillcall train --init {options.router_dir}{out}` (one epoch from this router)"
+    retrain = f"{retrain_command(options.router_dir, card)} (one epoch from this router)"
     if card and examples_fingerprint and card.get("examples_fingerprint") not in (None, examples_fingerprint):
         logger.warning("the example files changed since this router was trained; retrain it with %s", retrain)
     missing = sorted(set(registry.names) - set(card.get("skills", registry.names)))

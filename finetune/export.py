@@ -26,8 +26,8 @@ GGUF_NAMES = {
 }  # fmt: skip
 MERGE_VERSION = 1
 """Bump when ``write_merged_gguf`` changes what it writes: cached merged routers are rebuilt."""
-MERGED_KEPT = 3
-"""Merged routers kept in the cache: the three used most recently."""
+MERGED_KEPT = 6
+"""Merged routers kept in the cache: the six used most recently (two ensembles of three)."""
 _LORA_KEY = re.compile(r"layers\.(\d+)\.(?:self_attn|mlp)\.(\w+)\.lora_([AB])(?:\.default)?\.weight$")
 
 

@@ -37,7 +37,7 @@ ROUTER_DIR = Path(__file__).resolve().parent.parent / "router"
 """Where the shipped router lives (and ``skillcall train`` writes by default)."""
 ROUTER_CARD, ADAPTER_GGUF, ADAPTER_DIR, LOSS_PNG = "router.json", "router.gguf", "adapter", "loss.png"
 MEMBERS_DIR = "members"
-"""Where the other routers of an ensemble go, inside the router folder (``members/seed-N/``)."""
+"""Where the other routers of an ensemble go, inside the router folder (``members/2/``, ``members/3/``, …)."""
 
 
 class TrainError(SkillcallError):
@@ -106,7 +106,7 @@ class TrainOptions(BaseModel):
     filler_share: float = Field(0.15, ge=0, le=1, description="Share of training rows given a filler in front per "
                                 "epoch (\"Um, …\", \"So uh …\"): the same call, so hesitation does not read as other().")
     members: int = Field(1, ge=1, description="Routers to train, seeded ``seed``, ``seed + 1``, …: the first is "
-                         "written to ``out``, the others to ``out/members/seed-N/``, and the router consults them on "
+                         "written to ``out``, the others to ``out/members/2/``, …, and the router consults them on "
                          "the skill where its own choice is not clear (``router.consult_margin``). Each costs a "
                          "whole training run; three made the shipped router. With ``init``, each starts from the "
                          "matching router of that ensemble.")  # fmt: skip
@@ -490,15 +490,7 @@ def _init_router(options: TrainOptions) -> tuple[dict[str, Any], dict[str, Any]]
     and LoRA."""
     from peft.utils import load_peft_weights
 
-    card_path, adapter = options.init / ROUTER_CARD, options.init / ADAPTER_DIR
-    if not card_path.is_file() or not adapter.is_dir():
-        raise TrainError(f"--init {options.init}: not a router folder (it needs {ROUTER_CARD} and {ADAPTER_DIR}/); name "
-                         "one `skillcall train` wrote, such as the shipped router/")  # fmt: skip
-    try:
-        card = json.loads(card_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise TrainError(f"--init {options.init}: {ROUTER_CARD} is unreadable ({exc}); name another router, or "
-                         "train without --init") from None  # fmt: skip
+    card = _init_card(options.init)
     lora = options.lora.model_dump(include={"r", "alpha", "target_modules"})
     theirs = {"base": card.get("base"), "template": card.get("template"),
               "lora": {key: card.get("lora", {}).get(key) for key in lora}}  # fmt: skip
@@ -507,7 +499,23 @@ def _init_router(options: TrainOptions) -> tuple[dict[str, Any], dict[str, Any]]
     if changed:
         raise TrainError(f"--init {options.init} was trained with another {', '.join(changed)} "
                          f"({', '.join(f'{k}={theirs[k]}' for k in changed)}); train without --init")  # fmt: skip
-    return load_peft_weights(str(adapter), device="cpu"), card
+    return load_peft_weights(str(options.init / ADAPTER_DIR), device="cpu"), card
+
+
+def _init_card(init: Path) -> dict[str, Any]:
+    """The card of a router folder named by ``--init`` (or of one of its ensemble's routers)."""
+    card_path = init / ROUTER_CARD
+    if not card_path.is_file() or not (init / ADAPTER_DIR).is_dir():
+        raise TrainError(f"--init {init}: not a router folder (it needs {ROUTER_CARD} and {ADAPTER_DIR}/); name "
+                         "one `skillcall train` wrote, such as the shipped router/")  # fmt: skip
+    try:
+        card = json.loads(card_path.read_text(encoding="utf-8"))
+        if not isinstance(card, dict):
+            raise ValueError(f"a JSON {type(card).__name__}, not an object")
+    except (OSError, ValueError) as exc:
+        raise TrainError(f"--init {init}: {ROUTER_CARD} is unreadable ({exc}); name another router, or "
+                         "train without --init") from None  # fmt: skip
+    return card
 
 
 def _llama_architecture(gguf_file: Path) -> bool:
@@ -525,53 +533,68 @@ def _sha256(path: Path) -> str:
 
 
 def train(options: TrainOptions, registry: Registry) -> TrainResult:
-    """The front door: train each router of the ensemble (one by default), keep each one's best checkpoint
-    (validation call accuracy, then loss; the last one when the validation rows were trained on), write the router,
-    its card listing the members."""
-    inits = _member_inits(options)
-    result = _train_one(options.model_copy(update={"members": 1}), registry)
-    folders = []
-    for k, init in enumerate(inits[1:], start=1):
-        folder = f"{MEMBERS_DIR}/seed-{options.seed + k}"
-        member = _train_one(options.model_copy(update={"members": 1, "seed": options.seed + k, "init": init,
-                                                        "out": options.out / folder}), registry)  # fmt: skip
-        result.members.append(member)
-        folders.append(folder)
-    if not result.card:  # another process under `accelerate launch`: the main one writes the router
-        return result
-    stale = options.out / MEMBERS_DIR
-    for old in sorted(stale.glob("*")) if stale.is_dir() else ():
-        if f"{MEMBERS_DIR}/{old.name}" not in folders:
-            shutil.rmtree(old)  # members of an earlier ensemble written here: they would not match this router
-    if folders:
-        result.card["members"] = folders
-        _write_card(result.card, options.out)
-    elif stale.is_dir():
-        stale.rmdir()
+    """The front door: train each router of the ensemble (one by default; the others first, so that the first
+    router's card, written last, lists them only once they are there), keep each one's best checkpoint (validation
+    call accuracy, then loss; the last one when the validation rows were trained on), write the router."""
+    inits = _member_inits(options)  # every starting folder checked before anything is trained
+    folders = [f"{MEMBERS_DIR}/{k + 1}" for k in range(1, options.members)]
+    members = [_train_one(options.model_copy(update={"members": 1, "seed": options.seed + k, "init": inits[k],
+                                                     "out": options.out / folder}), registry)
+               for k, folder in enumerate(folders, start=1)]  # fmt: skip
+    result = _train_one(options.model_copy(update={"members": 1}), registry, folders)
+    result.members = members
+    if result.card:  # not another process under `accelerate launch`
+        _prune_members(options.out, folders)
     return result
 
 
+def card_members(card: dict[str, Any]) -> list[str]:
+    """The folders of an ensemble's other routers a router card lists (none for a single router); ValueError when
+    the card's ``members`` is not a list of folder names."""
+    members = card.get("members") or []
+    if not isinstance(members, list) or not all(isinstance(folder, str) and folder for folder in members):
+        raise ValueError(f'"members" is not a list of folders: {members!r}')
+    return members
+
+
 def _member_inits(options: TrainOptions) -> list[Path | None]:
-    """Where each member starts: fresh weights, or with ``init`` the router of that ensemble in the same place."""
+    """Where each router starts: fresh weights, or with ``init`` the router in the same place of that ensemble."""
     if options.init is None:
         return [None] * options.members
-    card_path = options.init / ROUTER_CARD
+    card = _init_card(options.init)
     try:
-        theirs = json.loads(card_path.read_text(encoding="utf-8")).get("members") or []
-    except (OSError, ValueError, AttributeError):
-        theirs = []  # a missing or broken card is _init_router's to report
+        theirs = card_members(card)
+    except ValueError as exc:
+        raise TrainError(f"--init {options.init}: {ROUTER_CARD} is unreadable ({exc}); name another router, or "
+                         "train without --init") from None  # fmt: skip
     if options.members > 1 + len(theirs):
         raise TrainError(f"--init {options.init} is an ensemble of {1 + len(theirs)}; train at most that many "
                          "--members from it, or more without --init")  # fmt: skip
-    return [options.init, *(options.init / folder for folder in theirs)][: options.members]
+    inits = [options.init, *(options.init / folder for folder in theirs)][: options.members]
+    for folder in inits[1:]:
+        _init_card(folder)
+    return inits
+
+
+def _prune_members(out: Path, keep: list[str]) -> None:
+    """Remove the routers of an earlier ensemble written to ``out`` that this one does not list: they would not
+    match it (a skill added since). Only router folders go; anything else there stays."""
+    folder = out / MEMBERS_DIR
+    if not folder.is_dir():
+        return
+    for old in folder.iterdir():
+        if old.is_dir() and (old / ROUTER_CARD).is_file() and f"{MEMBERS_DIR}/{old.name}" not in keep:
+            shutil.rmtree(old)
+    if not keep and not any(folder.iterdir()):
+        folder.rmdir()
 
 
 def _write_card(card: dict[str, Any], out: Path) -> None:
     (out / ROUTER_CARD).write_text(json.dumps(card, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
-def _train_one(options: TrainOptions, registry: Registry) -> TrainResult:
-    """One router: train, keep the best checkpoint, write it to ``options.out``."""
+def _train_one(options: TrainOptions, registry: Registry, members: list[str] | None = None) -> TrainResult:
+    """One router: train, keep the best checkpoint, write it to ``options.out`` (its card listing ``members``)."""
     try:
         import torch
         import transformers  # noqa: F401  (the train extra, checked up front)
@@ -769,6 +792,7 @@ def _train_one(options: TrainOptions, registry: Registry) -> TrainResult:
         "metrics": {"best_step": best["step"], "validation_loss": round(best["loss"], 5),
                     "validation_call_accuracy": round(best["call_accuracy"], 4)},  # fmt: skip
         "files": {"adapter": ADAPTER_DIR, "gguf": ADAPTER_GGUF if export else None},
+        **({"members": members} if members else {}),
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
     _write_card(card, out)
@@ -808,4 +832,4 @@ def plot_history(history: list[dict[str, float]], path: Path) -> None:
     plt.close(figure)
 
 
-__all__ = ["LoraOptions", "TrainError", "TrainOptions", "TrainResult", "train"]
+__all__ = ["LoraOptions", "TrainError", "TrainOptions", "TrainResult", "card_members", "train"]

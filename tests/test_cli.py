@@ -174,11 +174,11 @@ def test_train_on_the_validation_rows_too_says_its_score_is_on_rows_it_trained_o
     assert result.exit_code == 0, result.stderr
     written = [line for line in result.stdout.splitlines() if line.startswith("router written to")]
     assert [line.split(":")[0] for line in written] == [f"router written to {tmp_path / 'r'}",
-                                                        f"router written to {tmp_path / 'r/members/seed-1'}"]
+                                                        f"router written to {tmp_path / 'r/members/2'}"]
     assert all("validation call accuracy" in line and "(rows it trained on), " in line for line in written)
     card = json.loads((tmp_path / "r" / "router.json").read_text())
     assert card["dataset"]["train_rows"] == 12 and card["dataset"]["validation_in_training"] is True
-    assert card["members"] == ["members/seed-1"]
+    assert card["members"] == ["members/2"]
 
 
 def test_generate_without_key_is_one_line():

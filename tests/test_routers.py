@@ -141,6 +141,10 @@ def test_the_shipped_ensemble_asks_its_other_routers_only_where_the_skill_is_unc
     always = load_router(RouterOptions(threads=2, consult_margin=1e9), shipped.registry)
     assert [always.route_result(text).consulted for text, _ in SHIPPED_CASES] == [2] * len(SHIPPED_CASES)
     assert [str(always.route(text)) for text, _ in SHIPPED_CASES] == [call for _, call in SHIPPED_CASES]
+    free = load_router(RouterOptions(threads=2, constrain=False, consult_margin=1e9), shipped.registry)
+    text, _, together = ENSEMBLE_FIXES[0]
+    result = free.route_result(text)  # unconstrained decoding asks them about its first token too
+    assert (str(result.call), result.consulted) == (together, 2)
 
 
 def test_the_untuned_base_is_constrained_to_valid_calls():
@@ -181,18 +185,19 @@ def test_corrupt_or_missing_router_files_name_the_file_and_the_fix(tmp_path):
         with pytest.raises(ModelError, match="router.json is unreadable"):
             load_router(RouterOptions(router_dir=copy), registry)
     shutil.copy2(ROUTER_DIR / "router.gguf", copy / "router.gguf")
-    (copy / "router.json").write_text(json.dumps({**card, "members": ["members/seed-9"]}))
-    with pytest.raises(ModelError, match=r"no trained router at .*seed-9 \(router.json is missing\)"):
+    (copy / "router.json").write_text(json.dumps({**card, "members": ["members/9"]}))
+    with pytest.raises(ModelError, match=r"members/9, a router of this ensemble, is missing; train the ensemble again \(`skillcall dataset && skillcall train --out .* --members 2`\), or set .*consult_margin = 0"):
         load_router(RouterOptions(router_dir=copy), registry)  # an ensemble's member that is gone
     (copy / "router.json").write_text(json.dumps(card))
-    member_card = copy / "members" / "seed-2" / "router.json"
+    member_card = copy / "members" / "2" / "router.json"
     member_card.write_text(json.dumps({**json.loads(member_card.read_text()), "template": "chatml"}))
-    with pytest.raises(ModelError, match=r"seed-2 was trained with another template than .*skillcall train --members"):
+    with pytest.raises(ModelError, match=r"members/2 was trained with another template than .*skillcall train --init .* --members 3`, or set"):
         load_router(RouterOptions(router_dir=copy), registry)  # its prompt would not be the one evaluated
-    shutil.copy2(ROUTER_DIR / "members" / "seed-2" / "router.json", member_card)
-    (copy / "router.json").write_text(json.dumps({**card, "members": "members/seed-2"}))
-    with pytest.raises(ModelError, match=r'"members" is not a list of folders; rebuild the router'):
+    shutil.copy2(ROUTER_DIR / "members" / "2" / "router.json", member_card)
+    (copy / "router.json").write_text(json.dumps({**card, "members": "members/2"}))
+    with pytest.raises(ModelError, match=r'"members" is not a list of folders: .*; rebuild .*consult_margin = 0'):
         load_router(RouterOptions(router_dir=copy), registry)
+    assert load_router(RouterOptions(router_dir=copy, consult_margin=0), registry).members == []  # as it says
     shutil.copy2(ROUTER_DIR / "router.json", copy / "router.json")
     base = tmp_path / "base.gguf"
     base.write_bytes(resolve_gguf(DEFAULT_BASE).read_bytes()[:1_000_000])  # a truncated download

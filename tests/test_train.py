@@ -8,6 +8,7 @@ import math
 import os
 import random
 import re
+import shutil
 
 import pytest
 
@@ -530,9 +531,9 @@ def test_an_ensemble_trains_its_members_with_the_next_seeds_and_the_router_consu
     options = TrainOptions(data=data, out=tmp_path, max_steps=1, batch_size=4, max_train_rows=8, max_eval_rows=4,
                            lora={"r": 4, "alpha": 8}, precision="bfloat16", compile=False, members=2)  # fmt: skip
     result = train(options, registry_module)
-    assert result.card["members"] == ["members/seed-1"] == json.loads((tmp_path / "router.json").read_text())["members"]
+    assert result.card["members"] == ["members/2"] == json.loads((tmp_path / "router.json").read_text())["members"]
     [member] = result.members
-    assert member.out == tmp_path / "members" / "seed-1" and (member.out / "router.gguf").is_file()
+    assert member.out == tmp_path / "members" / "2" and (member.out / "router.gguf").is_file()
     assert (result.card["training"]["seed"], member.card["training"]["seed"]) == (0, 1)
     assert "members" not in member.card
 
@@ -544,9 +545,17 @@ def test_an_ensemble_trains_its_members_with_the_next_seeds_and_the_router_consu
 
     with pytest.raises(TrainError, match="is an ensemble of 2; train at most that many --members from it"):
         train(options.model_copy(update={"out": tmp_path / "x", "init": tmp_path, "members": 3}), registry_module)
-    again = train(options.model_copy(update={"out": tmp_path / "again", "init": tmp_path, "export": False}),
-                  registry_module)  # fmt: skip
-    assert [r.card["training"]["init"] for r in (again, *again.members)] == [str(tmp_path),
-                                                                             str(member.out)]  # fmt: skip
+    (tmp_path / "members" / "notes.txt").write_text("mine")
+    # the README's retrain: each router from itself, in place, seeded on from the first
+    again = train(options.model_copy(update={"init": tmp_path, "seed": 5, "export": False}), registry_module)
+    assert [r.card["training"]["init"] for r in (again, *again.members)] == [str(tmp_path), str(member.out)]
+    assert [r.card["training"]["seed"] for r in (again, *again.members)] == [5, 6]
+    assert again.card["members"] == ["members/2"] and again.members[0].out == member.out
+    shutil.rmtree(member.out / "adapter")
+    before = (tmp_path / "router.json").read_text()
+    with pytest.raises(TrainError, match=r"--init .*members/2: not a router folder"):
+        train(options.model_copy(update={"init": tmp_path}), registry_module)
+    assert (tmp_path / "router.json").read_text() == before  # refused before anything was trained
     single = train(options.model_copy(update={"members": 1, "export": False}), registry_module)
-    assert "members" not in single.card and not (tmp_path / "members").exists()  # no stale members left behind
+    assert "members" not in single.card and not member.out.exists()  # no stale members left behind...
+    assert (tmp_path / "members" / "notes.txt").read_text() == "mine"  # ...and nothing else removed
