@@ -589,10 +589,6 @@ def _prune_members(out: Path, keep: list[str]) -> None:
         folder.rmdir()
 
 
-def _write_card(card: dict[str, Any], out: Path) -> None:
-    (out / ROUTER_CARD).write_text(json.dumps(card, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-
-
 def _train_one(options: TrainOptions, registry: Registry, members: list[str] | None = None) -> TrainResult:
     """One router: train, keep the best checkpoint, write it to ``options.out`` (its card listing ``members``)."""
     try:
@@ -795,7 +791,7 @@ def _train_one(options: TrainOptions, registry: Registry, members: list[str] | N
         **({"members": members} if members else {}),
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
-    _write_card(card, out)
+    (out / ROUTER_CARD).write_text(json.dumps(card, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     plot_history(history, out / LOSS_PNG)
     return TrainResult(out, card, history)
 
