@@ -340,6 +340,9 @@ def eval_command(
     base: Annotated[bool, typer.Option(help="Also evaluate the untuned base with the same prompt.")] = True,
     out: Annotated[Path, typer.Option(help="Folder for the confusion-matrix PNGs.")] = Path("eval"),
     show_misses: Annotated[int, typer.Option(help="How many misses to list.")] = 20,
+    known_values: Annotated[bool, typer.Option(help="Let skills limit their values to what this machine has "
+                                               "(runapp: installed apps), as routing does; off by default, as the "
+                                               "rows may name apps this machine lacks.")] = False,
 ) -> None:
     """Accuracy (exact call, skill, arguments), per-skill table, confusion PNG, latency; tuned vs untuned base."""
     from finetune.dataset import read_jsonl, router_test_split
@@ -348,7 +351,7 @@ def eval_command(
     try:
         config = _config()
         registry = _registry(config)
-        tuned = _router(config, registry, kind=router)
+        tuned = _router(config, registry, kind=router, known_values=known_values)
         rows = read_jsonl(data, ("text", "call")) if data is not None else \
             router_test_split(config.example_dirs(), registry, tuned.card)
         if not rows:
@@ -356,7 +359,7 @@ def eval_command(
         reports = {}
         reports[f"{tuned.name} (tuned)" if tuned.card else tuned.name] = evaluate(tuned, rows, registry)
         if base and tuned.card:
-            untuned = _router(config, registry, kind=router, router_dir=None,
+            untuned = _router(config, registry, kind=router, router_dir=None, known_values=known_values,
                               template=tuned.card.get("template"), skill_list=tuned.card.get("skill_list"))  # fmt: skip
             reports[f"{untuned.name} (untuned base)"] = evaluate(untuned, rows, registry)
     except SkillcallError as exc:

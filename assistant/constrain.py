@@ -2,7 +2,9 @@
 
 Built from the live registry, per utterance: only loaded skills, their real argument names in signature order,
 every required argument, Literal values from their choices, and text arguments that are spans of whole words of
-the utterance (unless a skill opts a parameter out with ``@skill(not_spans=...)``). A router asks ``state(text)``
+the utterance (unless a skill opts a parameter out with ``@skill(not_spans=...)``) and, where the skill says which
+values it can act on here (``@skill(values=...)``: runapp, the installed apps), only those spans — a skill whose
+required argument has none in the utterance cannot be called at all. A router asks ``state(text)``
 for each candidate continuation; where the grammar admits one continuation only (``weather`` -> ``(``),
 ``forced`` gives it so the router can append it without sampling.
 """
@@ -10,6 +12,7 @@ for each candidate continuation; where the grammar admits one continuation only 
 from __future__ import annotations
 
 import json
+import logging
 import re
 import typing
 from dataclasses import dataclass
@@ -19,8 +22,13 @@ from skills import Registry, span_positions
 from skills.calls import format_value
 from skills.registry import Parameter
 
+logger = logging.getLogger(__name__)
+
 NO, PARTIAL, COMPLETE = "no", "partial", "complete"
 Status = Literal["no", "partial", "complete"]
+MAX_SPAN_WORDS = 6
+"""The longest span a skill's ``values`` function is asked about."""
+_EDGE = "\"'“”‘’.,;:!?¿¡()[]{}…"
 
 
 def _kind(parameter: Parameter) -> tuple[str, list[str]]:
@@ -57,6 +65,9 @@ class CallAcceptor:
     utterance: str
     spans: bool = True
     """False: text arguments may be any JSON string, not only spans of the utterance."""
+    known_values: bool = True
+    """False: a parameter's ``values`` function is not asked; any span will do (evaluation on rows naming apps
+    this machine lacks)."""
 
     def __post_init__(self) -> None:
         self.source = json.dumps(self.utterance, ensure_ascii=False)[1:-1]  # spans as they appear in a call
@@ -65,6 +76,29 @@ class CallAcceptor:
         if not self.spans:
             self.kinds = {key: ("text", choices) if kind == "span" else (kind, choices)
                           for key, (kind, choices) in self.kinds.items()}  # fmt: skip
+        elif self.known_values:
+            self._limit_to_known_values()
+
+    def _limit_to_known_values(self) -> None:
+        """Span parameters with a ``values`` function take only the spans it accepts, as fixed choices."""
+        candidates: list[str] | None = None
+        for skill in self.registry:
+            for parameter in skill.parameters:
+                if parameter.values is None or not parameter.span:
+                    continue
+                candidates = word_spans(self.utterance) if candidates is None else candidates
+                known = [value for value in candidates if self._known(skill.name, parameter, value)]
+                self.kinds[(skill.name, parameter.name)] = ("choice", [format_value(v) for v in known])
+                if not known and parameter.required and skill.name in self.names:
+                    self.names.remove(skill.name)
+
+    def _known(self, skill: str, parameter: Parameter, value: str) -> bool:
+        try:
+            return bool(parameter.values(value, self.registry.context))  # type: ignore[misc]
+        except Exception as exc:  # a skill's own function failing must not stop routing: the value is allowed
+            logger.warning("skill %s: its values function failed on %r (%s: %s); any span allowed",
+                           skill, value, type(exc).__name__, exc)  # fmt: skip
+            return True
 
     def state(self, text: str) -> tuple[Status, list[str] | None]:
         """Whether ``text`` is a complete call, a prefix of one, or neither; for a prefix at a point where only
@@ -111,7 +145,7 @@ class CallAcceptor:
         if cut < 0:
             live = [n[len(text) :] + "(" for n in self.names if n.startswith(text)]
             return (PARTIAL, live, None) if live else (NO, None, None)
-        if text[:cut] not in self.registry:
+        if text[:cut] not in self.names:
             return NO, None, None
         skill = self.registry.get(text[:cut])
         params = skill.parameters
@@ -239,3 +273,16 @@ class CallAcceptor:
             if not step:
                 return forced
             forced += step
+
+
+def word_spans(text: str, max_words: int = MAX_SPAN_WORDS) -> list[str]:
+    """Every span of up to ``max_words`` whole words of ``text``, without punctuation at its edges, first seen
+    first ("open firefox please" -> "open", "open firefox", …)."""
+    words = list(re.finditer(r"\S+", text))
+    found: dict[str, None] = {}
+    for i, first in enumerate(words):
+        for last in words[i : i + max_words]:
+            value = text[first.start() : last.end()].strip(_EDGE)
+            if value and value not in found and span_positions(text, value):
+                found[value] = None
+    return list(found)

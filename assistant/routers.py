@@ -55,6 +55,10 @@ class RouterOptions(BaseModel):
                         "GGUF, built once into the user cache (the bundled base: about 10 s, 145 MB); a third faster "
                         "than applying the adapter live.")
     spans: bool = Field(True, description="Text arguments must be spans of the utterance (llama.cpp, transformers).")
+    known_values: bool = Field(True, description="Where a skill says which values it can act on here "
+                               "(``@skill(values=...)``; runapp: the installed apps), only those spans (llama.cpp, "
+                               "transformers): \"turn on the coffee maker\" cannot open an app. ``skillcall eval`` "
+                               "turns it off unless asked (its rows name apps this machine may lack).")  # fmt: skip
     max_tokens: int = Field(48, ge=4, description="Token bound on one call.")
     consult_margin: float = Field(4.0, ge=0, description="llama.cpp, a router trained with --members: the other "
                                   "members are asked about the skill when the router's likeliest first token leads "
@@ -318,7 +322,8 @@ class LlamaCppRouter(Router):
         if not self.options.constrain:
             self.llm.eval(tokens)
             return self._route_free(text, tokens, started)
-        acceptor = CallAcceptor(self.registry, utterance, spans=self.options.spans)
+        acceptor = CallAcceptor(self.registry, utterance, spans=self.options.spans,
+                                known_values=self.options.known_values)
         draft = self._first_draft(utterance, acceptor, min(self.options.draft_tokens, self.options.max_tokens))
         pending = tokens
         if len(tokens) + len(draft) > self.llm.n_batch:  # a long utterance: all but its last token first
@@ -545,7 +550,8 @@ class TransformersRouter(Router):
         llama.cpp router's constraint: loaded skills, real arguments, spans of the utterance), until the call
         is complete."""
         utterance = clean_utterance(text)  # what the prompt holds, so what spans are of
-        acceptor = CallAcceptor(self.registry, utterance, spans=self.options.spans)
+        acceptor = CallAcceptor(self.registry, utterance, spans=self.options.spans,
+                                known_values=self.options.known_values)
         # byte-level tokens split characters: a text ending in part of one (U+FFFD when decoded) may go on where a
         # character of the utterance starting with such a byte could follow
         firsts = {c.encode()[:1] for c in utterance if not c.isascii()}

@@ -39,6 +39,8 @@ def main() -> None:
     parser.add_argument("--draft-tokens", type=int, default=None, help="Drafting bound (0 = off; default: as shipped).")
     parser.add_argument("--consult-margin", type=float, default=None,
                         help="When an ensemble's other routers are asked (0 = never; default: as configured).")
+    parser.add_argument("--known-values", action="store_true",
+                        help="Let runapp name only apps installed here, as routing does (off, as in eval).")
     parser.add_argument("--first-guess", action="store_true",
                         help="Only compare the shipped router with and without its first guess (skill_words), "
                              "routing each row with both in turn so the host's drift cancels.")  # fmt: skip
@@ -52,10 +54,10 @@ def main() -> None:
     print(f"machine: {platform.machine()}, {os.cpu_count()} vCPU, {platform.processor() or platform.platform()}")
     print(f"llama.cpp: {llama_cpp.llama_print_system_info().decode().strip()}")  # the CPU features it was built for
     print(f"rows: {len(rows)}")
+    configured = configured_router(args.threads).model_copy(update={"known_values": args.known_values})
     if args.first_guess:
-        compare_first_guess(rows, registry, configured_router(args.threads))
+        compare_first_guess(rows, registry, configured)
         return
-    configured = configured_router(args.threads)
     tuned = {"merge": False} if args.no_merge else {}
     if args.draft_tokens is not None:
         tuned["draft_tokens"] = args.draft_tokens

@@ -26,6 +26,7 @@ from pydantic import BaseModel, Field, model_validator
 
 from skills import Registry, SkillcallError
 
+from .augment import epoch_rows
 from .base import DEFAULT_BASE, load_base, resolve_gguf
 from .dataset import CARD, read_jsonl
 from .drafting import skill_words, span_starts
@@ -100,11 +101,17 @@ class TrainOptions(BaseModel):
     export: bool = Field(True, description="Write the llama.cpp adapter GGUF (needs a GGUF base).")
     progress: bool = Field(False, description="Show a progress bar.")
     wake: str | None = Field("Otto", description="The assistant's name (the wake phrase). Each epoch some rows are "
-                             "said to it (\"Otto, ...\": the same call) or to someone else (\"Sam, ...\": other()), so "
-                             "the router learns whom a request is for; None = rows as written.")  # fmt: skip
+                             "said to it or to another assistant (\"Otto, ...\", \"Alexa, ...\": the same call) or "
+                             "to someone else (\"Mom, ...\": other()), so the router learns whom a request is for; "
+                             "None = rows as written.")  # fmt: skip
     address_share: float = Field(0.2, ge=0, le=1, description="Share of training rows varied that way per epoch.")
     filler_share: float = Field(0.15, ge=0, le=1, description="Share of training rows given a filler in front per "
                                 "epoch (\"Um, …\", \"So uh …\"): the same call, so hesitation does not read as other().")
+    numbers_share: float = Field(0.15, ge=0, le=1, description="Share of training rows whose numbers are said the "
+                                 "other way per epoch (\"5 minutes\" <-> \"five minutes\"), spans alike.")
+    plain_share: float = Field(0.25, ge=0, le=1, description="Share of training rows typed plainly per epoch: lower "
+                               "case, no punctuation, sometimes no apostrophes, as people type to an assistant and "
+                               "as a transcript without punctuation reads; spans alike.")  # fmt: skip
     members: int = Field(1, ge=1, description="Routers to train, seeded ``seed``, ``seed + 1``, …: the first is "
                          "written to ``out``, the others to ``out/members/2/``, …, and the router consults them on "
                          "the skill where its own choice is not clear (``router.consult_margin``). Each costs a "
@@ -352,14 +359,6 @@ def batch_order(lengths: list[int], batch_size: int, seed: int) -> list[list[int
     return batches
 
 
-OTHER_PEOPLE = ("Sam", "Mom", "Dad", "Alex", "Noah", "Priya", "honey", "babe", "Jonas", "Maria", "Kenji", "guys",
-                "Fatima", "Luca", "kids", "Grandpa", "Olivia", "Mateo", "Aisha", "Ben")  # fmt: skip
-"""Whom rows are addressed to instead of the assistant: anyone but the assistant means other()."""
-
-FILLERS = ("um", "uh", "so", "so uh", "hmm", "er", "well", "okay so", "oh", "um so")
-"""What people say before a request while they think; it never changes the call."""
-
-
 def with_lora(model: Any, lora: LoraOptions) -> Any:
     """``model`` with a fresh LoRA adapter as ``lora`` describes it (peft)."""
     from peft import LoraConfig, get_peft_model
@@ -392,60 +391,6 @@ def train_step(model: Any, batch: dict[str, Any], optimizer: Any, scheduler: Any
     scheduler.step()
     optimizer.zero_grad()
     return loss.item()
-
-
-def epoch_rows(rows: list[dict], options: TrainOptions, epoch: int, registry: Registry) -> list[dict]:
-    """The training rows as ``epoch`` sees them, seeded by seed and epoch: some said to someone by name
-    (``address``), some with a filler in front (``hesitate``); ``rows`` itself when neither applies."""
-    rng = random.Random(f"{options.seed}:address:{epoch}")
-    if options.wake and options.address_share:
-        rows = [address(r, options.wake, options.address_share, rng, registry) for r in rows]
-    if options.filler_share:
-        rows = [hesitate(r, options.filler_share, rng, registry) for r in rows]
-    return rows
-
-
-def address(row: dict, wake: str, share: float, rng: random.Random, registry: Registry) -> dict:
-    """With probability ``share``, the row said to the assistant by name (first or last: the same call), or, for a
-    skill's row, a third of the time said to someone else (other()). The words of every span are kept as they
-    are, so the call still copies the utterance."""
-    text, call = row["text"], row["call"]
-    if rng.random() >= share or re.search(rf"(?<!\w){re.escape(wake)}(?!\w)", text, re.IGNORECASE):
-        return row  # already said to the assistant
-    to_other = not call.startswith("other(") and rng.random() < 1 / 3
-    name = rng.choice([p for p in OTHER_PEOPLE if p.casefold() != wake.casefold()]) if to_other else wake
-    call = "other()" if to_other else call
-    if rng.random() < 0.3:  # last: "what time is it in Paris, Otto?", "what's the weather in Cardiff, Dad?"
-        plain = text == text.lower()  # written like Whisper's unpunctuated lower-case output
-        body = text.rstrip("?!.")
-        name = name.lower() if plain else name
-        return {**row, "text": f"{body}{' ' if plain else ', '}{name}{text[len(body):]}", "call": call}
-    lead = rng.choice(("", "", "hey ", "okay ", "um ")) if len(name.split()) == 1 else ""  # not "Hey Hey Jarvis"
-    return {**row, "text": said_first(row, lead.capitalize() + name, registry), "call": call}
-
-
-def hesitate(row: dict, share: float, rng: random.Random, registry: Registry) -> dict:
-    """With probability ``share``, the row with a filler in front ("Um, what's 72 over 9?"): the same call."""
-    if rng.random() >= share:
-        return row
-    return {**row, "text": said_first(row, rng.choice(FILLERS).capitalize(), registry)}
-
-
-def said_first(row: dict, words: str, registry: Registry) -> str:
-    """The row's text with ``words`` in front, in its style: "um otto what's the weather" for Whisper's plain
-    lower-case output, else "Um, Otto, what's the weather" (the first letter lowered unless a span needs it)."""
-    text = row["text"]
-    if text == text.lower():
-        return f"{words.lower()} {text}"
-    try:
-        values = [v for v in registry.parse(row["call"]).arguments.values() if isinstance(v, str)]
-    except SkillcallError:
-        values = []
-    lowered = text[:1].lower() + text[1:]
-    spans_kept = all(value in lowered for value in values if value in text)
-    if lowered != text and spans_kept and not text.startswith("I "):
-        text = lowered  # "Otto, what's the weather", not "Otto, What's the weather"
-    return f"{words}, {text}"
 
 
 def evaluate_loss(model: Any, rows: list[Encoded], pad_id: int, batch_size: int = 16) -> dict[str, float]:
@@ -667,7 +612,8 @@ def _train_one(options: TrainOptions, registry: Registry, members: list[str] | N
              "batch_size": options.batch_size, "seed": options.seed, "lora": options.lora.model_dump(),
              "data": _sha256(options.data / "train.jsonl"), "max_train_rows": options.max_train_rows,
              "batching": "length-grouped", "wake": options.wake, "address_share": options.address_share,
-             "filler_share": options.filler_share, "init": str(options.init) if options.init else None,
+             "filler_share": options.filler_share, "numbers_share": options.numbers_share,
+             "plain_share": options.plain_share, "init": str(options.init) if options.init else None,
              "learning_rate": options.learning_rate, "warmup_ratio": options.warmup_ratio,
              "weight_decay": options.weight_decay, "precision": precision, "max_eval_rows": options.max_eval_rows,
              "validation": _sha256(options.data / "validation.jsonl")}  # fmt: skip
@@ -777,7 +723,8 @@ def _train_one(options: TrainOptions, registry: Registry, members: list[str] | N
                     "train_sha256": setup["data"], "seed": dataset_card.get("seed")},  # fmt: skip
         "span_starts": span_starts(train_rows, registry),
         "skill_words": skill_words(train_rows),
-        "addressing": {"wake": options.wake, "share": options.address_share, "filler_share": options.filler_share},
+        "addressing": {"wake": options.wake, "share": options.address_share, "filler_share": options.filler_share,
+                       "numbers_share": options.numbers_share, "plain_share": options.plain_share},
         "lora": options.lora.model_dump(),
         "training": {"steps": step, "epochs": round(step * global_batch / len(train_rows), 3), "processes": shards,
                      "batch_size": options.batch_size, "learning_rate": options.learning_rate,

@@ -48,6 +48,9 @@ class Parameter:
     default: Any = _EMPTY
     span: bool = False
     """A text parameter whose values are spans of the utterance (DESIGN); the router constrains them to be."""
+    values: Callable[[str, SkillContext], bool] | None = None
+    """For a span parameter: whether a value is one the skill can act on here (``@skill(values=...)``); the router
+    then writes only spans it accepts."""
 
     @property
     def required(self) -> bool:
@@ -101,6 +104,7 @@ def skill(
     timeout_s: float | None = None,
     not_spans: tuple[str, ...] = (),
     warm: Callable[[], Any] | None = None,
+    values: dict[str, Callable[[str, SkillContext], bool]] | None = None,
 ) -> Any:
     """Mark a function as a skill: ``@skill`` or ``@skill(risky=True, not_spans=("query",))``.
 
@@ -108,6 +112,9 @@ def skill(
     type-hinted keyword parameters. ``risky`` asks the daemon to confirm first; ``not_spans`` names string
     parameters whose values are not copied from the utterance; ``warm`` is called once in the background when the
     daemon starts (``Registry.warm``), for what the first call would otherwise wait for (an index, a model).
+    ``values`` maps a text parameter copied from the utterance to a function ``(value, context) -> bool`` that says
+    whether the skill can act on a value here (runapp: an installed app answers to the name); the router then
+    copies only such spans, and where the utterance has none it does not call the skill (``router.known_values``).
     """
 
     if timeout_s is not None and (isinstance(timeout_s, bool) or not isinstance(timeout_s, (int, float))
@@ -115,17 +122,21 @@ def skill(
         raise SkillDefinitionError(f"@skill(timeout_s={timeout_s!r}): give a number of seconds above 0")
     if warm is not None and not callable(warm):
         raise SkillDefinitionError(f"@skill(warm={warm!r}): give a function that takes no arguments")
+    if values is not None and (not isinstance(values, dict) or not all(callable(f) for f in values.values())):
+        raise SkillDefinitionError(f"@skill(values={values!r}): give {{parameter name: function(value, context) -> "
+                                   "bool}")  # fmt: skip
 
     def mark(fn: Callable[..., Any]) -> Callable[..., Any]:
         fn.__skill__ = _build_skill(fn, risky=risky, timeout_s=timeout_s, not_spans=not_spans,  # type: ignore[attr-defined]
-                                    warm=warm)
+                                    warm=warm, values=values or {})
         return fn
 
     return mark(function) if function is not None else mark
 
 
 def _build_skill(fn: Callable[..., Any], *, risky: bool, timeout_s: float | None, not_spans: tuple[str, ...],
-                 warm: Callable[[], Any] | None = None) -> Skill:
+                 warm: Callable[[], Any] | None = None,
+                 values: dict[str, Callable[[str, SkillContext], bool]] | None = None) -> Skill:
     name = fn.__name__
     if not name.isidentifier() or name.startswith("_"):
         raise SkillDefinitionError(f"skill name {name!r} must be a public Python identifier")
@@ -154,10 +165,14 @@ def _build_skill(fn: Callable[..., Any], *, risky: bool, timeout_s: float | None
                                        "carries text, numbers, True/False or a Literal of those (each may be "
                                        "| None)")  # fmt: skip
         span = _is_text(hints[p.name]) and p.name not in not_spans
-        params.append(Parameter(p.name, hints[p.name], p.default, span=span))
+        params.append(Parameter(p.name, hints[p.name], p.default, span=span, values=(values or {}).get(p.name)))
     unknown = set(not_spans) - {p.name for p in params}
     if unknown:
         raise SkillDefinitionError(f"skill {name}: not_spans names unknown parameters {sorted(unknown)}")
+    not_copied = sorted(set(values or {}) - {p.name for p in params if p.span})
+    if not_copied:
+        raise SkillDefinitionError(f"skill {name}: values names {not_copied}, which are not text parameters copied "
+                                   "from the utterance")  # fmt: skip
     fields = {p.name: (p.annotation, ... if p.required else p.default) for p in params}
     try:
         model = create_model(

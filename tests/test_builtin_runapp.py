@@ -92,3 +92,13 @@ def test_a_terminal_program_opens_in_a_terminal(registry, apps, tmp_path, monkey
     result = registry.dispatch(registry.parse('runapp(program="htop")'))
     assert result.ok and result.text == "Opening Htop."
     assert _launched(apps, "xterm") and (tmp_path / "launched-xterm").read_text() == "-e htop\n"
+
+
+def test_can_open_says_which_names_an_installed_app_answers_to(registry, apps):
+    from skills.builtin.runapp import can_open
+
+    context = registry.context
+    assert can_open("firefox", context) and can_open("the calculator app", context) and can_open("vscode", context)
+    assert not can_open("coffee maker", context) and not can_open("the", context)
+    assert not can_open("secret tool", context)  # NoDisplay: not an app to open
+    assert not can_open("firefox; rm -rf ~", context)

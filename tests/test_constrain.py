@@ -135,3 +135,67 @@ def test_a_span_never_starts_inside_an_escape(registry):
     assert acceptor.state(r'weather(location="x\\nowhere")')[0] == COMPLETE
     quoted = CallAcceptor(registry, 'note that she said "hi" to me')
     assert quoted.state(r'notes(action="add", note="she said \"hi\" to me")')[0] == COMPLETE
+
+
+@pytest.fixture
+def installed(registry, settings):
+    folder = settings.runapp.app_dirs[0]
+    folder.mkdir()
+    (folder / "firefox.desktop").write_text("[Desktop Entry]\nType=Application\nName=Firefox Web Browser\nExec=true\n")
+    return registry
+
+
+@pytest.mark.parametrize(
+    ("utterance", "text", "status"),
+    [
+        ("Open Firefox, please.", 'runapp(program="Firefox")', COMPLETE),
+        ("Open Firefox, please.", 'runapp(program="Firefox, please")', NO),
+        ("Open Firefox, please.", 'runapp(program="Open")', NO),
+        ("open the fire fox browser", 'runapp(program="fire fox")', COMPLETE),  # fuzzy, as the skill resolves
+        ("Turn on the coffee maker.", "runapp(", NO),
+        ("Turn on the coffee maker.", "run", NO),
+        ("Turn on the coffee maker.", "other()", COMPLETE),
+    ],
+)  # fmt: skip
+def test_runapp_takes_only_spans_that_name_an_installed_app(installed, utterance, text, status):
+    assert CallAcceptor(installed, utterance).state(text)[0] == status
+
+
+def test_with_known_values_off_any_span_will_do(installed):
+    acceptor = CallAcceptor(installed, "Turn on the coffee maker.", known_values=False)
+    assert acceptor.state('runapp(program="coffee maker")')[0] == COMPLETE
+
+
+def test_an_app_installed_while_running_is_found(installed, settings):
+    import time
+
+    assert CallAcceptor(installed, "open gimp").state("runapp(")[0] == NO
+    (settings.runapp.app_dirs[0] / "gimp.desktop").write_text("[Desktop Entry]\nName=GIMP\nExec=true\n")
+    time.sleep(1.1)  # the folders are looked at again once a second at most
+    assert CallAcceptor(installed, "open gimp").state('runapp(program="gimp")')[0] == COMPLETE
+
+
+def test_a_values_function_that_fails_allows_any_span_and_says_so(caplog):
+    from skills import Registry, skill
+
+    def broken(value, context):
+        raise RuntimeError("no index")
+
+    @skill(values={"name": broken})
+    def greet(name: str) -> str:
+        """Greet someone."""
+        return name
+
+    registry = Registry()
+    registry.add(greet.__skill__)
+    with caplog.at_level("WARNING"):
+        acceptor = CallAcceptor(registry, "say hi to Ana")
+    assert acceptor.state('greet(name="Ana")')[0] == COMPLETE
+    assert "values function failed" in caplog.text
+
+
+def test_word_spans_are_whole_words_without_edge_punctuation():
+    from assistant.constrain import word_spans
+
+    spans = word_spans('Open "Firefox", please.', max_words=2)
+    assert spans == ["Open", 'Open "Firefox', "Firefox", "Firefox\", please", "please"]

@@ -192,6 +192,23 @@ def test_not_spans_must_name_real_parameters():
         skill(not_spans=("nope",))(f)
 
 
+def test_values_must_name_text_parameters_copied_from_the_utterance_and_be_functions():
+    def known(value, context):
+        return value == "Ana"
+
+    def f(name: str, query: str, times: int = 1) -> str:
+        """Doc."""
+        return name
+
+    built = skill(values={"name": known}, not_spans=("query",))(f).__skill__
+    assert built.parameters[0].values is known and built.parameters[1].values is None
+    for bad in ("query", "times", "nope"):
+        with pytest.raises(SkillDefinitionError, match="not text parameters copied from the utterance"):
+            skill(values={bad: known}, not_spans=("query",))(f)
+    with pytest.raises(SkillDefinitionError, match="function"):
+        skill(values={"name": ["Ana"]})(f)
+
+
 def _registry_with(*functions) -> Registry:
     registry = Registry(SkillContext(SkillSettings(timeout_s=0.5)))
     for fn in functions:

@@ -12,14 +12,19 @@ import pytest
 from assistant.routers import RouterOptions, load_router
 from finetune.base import DEFAULT_BASE, ModelError, resolve_gguf
 from finetune.train import ROUTER_DIR
-from skills import SkillCall, load_registry
+from skills import SkillCall, SkillContext, SkillSettings, load_registry
 from tests.servers import json_response
 
 
 @pytest.fixture(scope="module")
-def shipped():
-    registry = load_registry()
-    return load_router(RouterOptions(threads=2), registry)
+def on_a_desktop(desktop):
+    """The registry with a typical desktop's apps installed (runapp names only those)."""
+    return load_registry(SkillContext(SkillSettings(runapp={"app_dirs": [desktop]})))
+
+
+@pytest.fixture(scope="module")
+def shipped(on_a_desktop):
+    return load_router(RouterOptions(threads=2), on_a_desktop)
 
 
 SHIPPED_CASES = [
@@ -287,3 +292,15 @@ def test_transformers_router_names_a_broken_adapter(registry, tmp_path):
     weights.write_bytes(weights.read_bytes()[:100])  # a truncated copy
     with pytest.raises(ModelError, match=r"PEFT adapter .*adapter is unreadable .*skillcall train"):
         load_router(RouterOptions(kind="transformers", router_dir=copy), registry)
+
+
+@pytest.mark.parametrize("text", ["Turn on the coffee maker.", "start the robot vacuum", "activate the porch lights"])
+def test_runapp_names_only_installed_apps(shipped, text):
+    assert shipped.route(text).name != "runapp"
+
+
+def test_on_a_desktop_without_the_app_runapp_cannot_be_called_unless_values_are_not_checked(tmp_path):
+    bare = load_registry(SkillContext(SkillSettings(runapp={"app_dirs": [tmp_path / "none"]})))
+    assert load_router(RouterOptions(threads=2), bare).route("Open Firefox.").name != "runapp"
+    anything = load_router(RouterOptions(threads=2, known_values=False), bare)
+    assert str(anything.route("Open Firefox.")) == 'runapp(program="Firefox")'

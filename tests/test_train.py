@@ -17,13 +17,10 @@ from finetune.dataset import DatasetOptions, build_dataset
 from finetune.examples import EXAMPLES_DIR, load_examples
 from finetune.prompts import load_template
 from finetune.train import (
-    FILLERS,
-    OTHER_PEOPLE,
     Encoded,
     LoraOptions,
     TrainError,
     TrainOptions,
-    address,
     autocast,
     batch_order,
     call_logits,
@@ -34,7 +31,6 @@ from finetune.train import (
     evaluate_loss,
     forward_loss,
     head_loss,
-    hesitate,
     pick_precision,
     train,
 )
@@ -324,65 +320,6 @@ def test_batches_group_similar_lengths_and_cover_every_row_once():
     assert padded(batches) < 0.8 * padded(plain)  # less padding, so less compute per epoch
 
 
-def test_addressed_rows_keep_their_spans_and_go_to_other_when_said_to_someone_else(data, registry_module):
-    from skills import span_positions
-
-    rows = [json.loads(line) for line in (data / "train.jsonl").read_text().splitlines()]
-    varied = [address(row, "Otto", 1.0, random.Random(i), registry_module) for i, row in enumerate(rows)]
-    said_to = {"Otto": 0, "other": 0}
-
-    def said_to_otto(text: str) -> bool:
-        return re.search(r"\botto\b", text, re.IGNORECASE) is not None
-
-    for row, new in zip(rows, varied, strict=True):
-        if said_to_otto(row["text"]):
-            assert new is row  # already said to the assistant
-            continue
-        call = registry_module.parse(new["call"])  # still a valid call ...
-        skill = registry_module.get(call.name)
-        for parameter in skill.parameters:
-            value = call.arguments.get(parameter.name)
-            if parameter.span and isinstance(value, str):
-                assert span_positions(new["text"], value), (new, value)  # ... whose spans are still the words said
-        if said_to_otto(new["text"]):
-            said_to["Otto"] += 1
-            assert new["call"] == row["call"]
-        else:
-            said_to["other"] += 1
-            assert new["call"] == "other()" and row["call"] != "other()"
-            assert any(name.casefold() in new["text"].casefold() for name in OTHER_PEOPLE)
-    assert said_to["Otto"] > 2 * said_to["other"] > 0
-    again = [address(row, "Otto", 1.0, random.Random(i), registry_module) for i, row in enumerate(rows)]
-    assert again == varied
-    assert all(address(row, "Otto", 0.0, random.Random(0), registry_module) is row for row in rows[:50])
-    for i, row in enumerate(rows[:200]):  # a wake name that is also a common name, a wake phrase of two words
-        for wake in ("Sam", "Hey Jarvis"):
-            new = address(row, wake, 1.0, random.Random(i), registry_module)
-            said_to_wake = re.search(rf"(?<!\w){wake}(?!\w)", new["text"], re.IGNORECASE)
-            assert (new["call"] == row["call"]) == bool(said_to_wake) or new is row, (wake, new)
-            assert "hey hey" not in new["text"].casefold()
-
-
-def test_a_filler_in_front_keeps_the_call_and_the_rows_style(data, registry_module):
-    from skills import span_positions
-
-    rows = [json.loads(line) for line in (data / "train.jsonl").read_text().splitlines()]
-    varied = [hesitate(row, 1.0, random.Random(i), registry_module) for i, row in enumerate(rows)]
-    for row, new in zip(rows, varied, strict=True):
-        assert new["call"] == row["call"] and new["text"] != row["text"]
-        call = registry_module.parse(new["call"])
-        assert all(span_positions(new["text"], v) for p in registry_module.get(call.name).parameters
-                   if p.span and isinstance(v := call.arguments.get(p.name), str)), new  # fmt: skip
-        if new["text"] == new["text"].lower():  # Whisper's plain style stays plain: "um so what's 72 over 9"
-            assert any(new["text"] == f"{f} {row['text']}" for f in FILLERS)
-        else:  # "Um, what's 72 over 9?"
-            filler, _, rest = new["text"].partition(", ")
-            assert filler.casefold() in FILLERS and filler[0].isupper() and rest.casefold() == row["text"].casefold()
-    assert {new["text"].split(",")[0].casefold() for new in varied} >= {"um", "so uh", "hmm"}
-    assert [hesitate(row, 1.0, random.Random(i), registry_module) for i, row in enumerate(rows)] == varied
-    assert all(hesitate(row, 0.0, random.Random(0), registry_module) is row for row in rows[:50])
-
-
 @pytest.fixture(scope="module")
 def data(tmp_path_factory, registry_module):
     out = tmp_path_factory.mktemp("data")
@@ -415,7 +352,8 @@ def test_a_short_run_writes_the_whole_router(trained, registry_module):
     assert set(card["skills"]) == set(registry_module.names)
     assert card["span_starts"] and all(key.split(".")[0] in card["skills"] for key in card["span_starts"])
     assert sum(card["skill_words"]["rows"].values()) == 20
-    assert card["addressing"] == {"wake": "Otto", "share": 0.2, "filler_share": 0.15}
+    assert card["addressing"] == {"wake": "Otto", "share": 0.2, "filler_share": 0.15, "numbers_share": 0.15,
+                                  "plain_share": 0.25}
     assert card["training"]["precision"] == "bfloat16"  # as asked: the card records what the run trained in
     assert card["training"]["device"] == "cpu" or card["training"]["device"].startswith("cuda: ")
     assert len(card["examples_fingerprint"]) == 64

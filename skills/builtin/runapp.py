@@ -13,6 +13,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -79,8 +80,41 @@ def _desktop_entry(path: Path) -> App | None:
                entry.get("Terminal") == "true")  # fmt: skip
 
 
+_READ: dict[tuple[Path, ...], tuple[float, tuple, list[App]]] = {}
+_RECHECK_S = 1.0
+
+
 def installed_apps(dirs: list[Path]) -> list[App]:
-    """Every launchable app in the folders; earlier folders win for the same file name (XDG precedence)."""
+    """Every launchable app in the folders; earlier folders win for the same file name (XDG precedence). Read once
+    and again only when a folder changed (an app installed, removed or renamed), looked at once a second at most:
+    the router asks for every span of an utterance."""
+    key, now = tuple(dirs), time.monotonic()
+    cached = _READ.get(key)
+    if cached and now - cached[0] < _RECHECK_S:
+        return cached[2]
+    stamp = _stamp(dirs)
+    if cached and cached[1] == stamp:
+        _READ[key] = (now, stamp, cached[2])
+        return cached[2]
+    apps = _read_apps(dirs)
+    _READ[key] = (now, stamp, apps)
+    return apps
+
+
+def _stamp(dirs: list[Path]) -> tuple:
+    """The folders' modification times, subfolders included: they change when an entry is added, removed or
+    renamed (package managers and editors write a new file, then rename it)."""
+    stamps = []
+    for directory in dirs:
+        for root, _, _ in os.walk(directory):
+            try:
+                stamps.append((root, os.stat(root).st_mtime_ns))
+            except OSError:
+                continue
+    return tuple(stamps)
+
+
+def _read_apps(dirs: list[Path]) -> list[App]:
     apps: dict[str, App] = {}
     for directory in dirs:
         if not directory.is_dir():
@@ -96,6 +130,18 @@ def installed_apps(dirs: list[Path]) -> list[App]:
     return list(apps.values())
 
 
+def match(program: str, apps: list[App], min_score: float) -> App | None:
+    """The installed app a spoken name means, or None."""
+    from rapidfuzz import fuzz, process
+
+    wanted = _normal(program)
+    if not wanted or SHELL_CHARACTERS & set(program):
+        return None
+    choices = {(i, alias): alias for i, app in enumerate(apps) for alias in app.aliases}
+    best = process.extractOne(wanted, choices, scorer=fuzz.ratio, score_cutoff=min_score)
+    return apps[best[2][0]] if best else None
+
+
 def resolve(program: str, apps: list[App], min_score: float) -> App:
     """The installed app a spoken name means, or ``SkillFailed`` naming close matches."""
     from rapidfuzz import fuzz, process
@@ -108,16 +154,22 @@ def resolve(program: str, apps: list[App], min_score: float) -> App:
         raise SkillFailed("Which app? Say its name, like 'open Firefox'.")
     if not apps:
         raise SkillFailed("I found no installed applications to open; check skills.runapp.app_dirs in the config.")
-    choices = {(i, alias): alias for i, app in enumerate(apps) for alias in app.aliases}
-    best = process.extractOne(wanted, choices, scorer=fuzz.ratio)
-    if best and best[1] >= min_score:
-        return apps[best[2][0]]
+    found = match(program, apps, min_score)
+    if found:
+        return found
     close = process.extract(wanted, {i: _normal(a.name) for i, a in enumerate(apps)}, scorer=fuzz.WRatio, limit=3)
     names = ", ".join(apps[key].name for _, score, key in close if score >= 50)
     raise SkillFailed(f"I can't find an app called '{program}'." + (f" Did you mean {names}?" if names else ""))
 
 
-@skill(risky=True)
+def can_open(program: str, context: SkillContext) -> bool:
+    """Whether an installed app answers to ``program``: the router names only those (``@skill(values=...)``), so
+    "turn on the coffee maker" cannot become runapp on a desktop without such an app."""
+    settings = context.settings.runapp
+    return match(program, installed_apps(app_dirs(settings.app_dirs)), settings.min_score) is not None
+
+
+@skill(risky=True, values={"program": can_open})
 def runapp(program: str, context: SkillContext) -> str:
     """Open an installed desktop application by name."""
     settings = context.settings.runapp
