@@ -37,6 +37,12 @@ def _main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log deb
     )
 
 
+def _json_line(row: dict) -> str:
+    """One JSON line as it can be printed: text that UTF-8 cannot encode (a lone surrogate, read from the valid
+    JSON "\\ud800") is written back as that escape, not a traceback."""
+    return json.dumps(row, ensure_ascii=False).encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def _config():
     from .config import load_config
 
@@ -240,15 +246,14 @@ def route_command(
     for row in rows:
         result = routing.route_result(row["text"])
         if jsonl:
-            typer.echo(json.dumps({**row, "call": str(result.call)}, ensure_ascii=False))
+            typer.echo(_json_line({**row, "call": str(result.call)}))
         elif as_json:
-            typer.echo(json.dumps({"text": row["text"], "call": str(result.call), "raw": result.raw,
+            typer.echo(_json_line({"text": row["text"], "call": str(result.call), "raw": result.raw,
                                    "ms": round(1000 * result.seconds, 1), "prompt_tokens": result.prompt_tokens,
                                    "generated_tokens": result.generated_tokens,
                                    "forced_tokens": result.forced_tokens, "drafted_tokens": result.drafted_tokens,
                                    "evaluations": result.evaluations, "consulted": result.consulted,
-                                   "fallback": result.reason},
-                                  ensure_ascii=False))  # fmt: skip
+                                   "fallback": result.reason}))  # fmt: skip
         else:
             typer.echo(str(result.call))
 

@@ -9,6 +9,7 @@ tokens and the utterance without, so words a person says can never become contro
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -58,9 +59,15 @@ class PromptTemplate:
         return self.completion.format(call=call)
 
 
+_NOT_TEXT = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+"""Control characters (NUL, an escape sequence's ESC, C1) and lone surrogates (``"\\ud800"`` is valid JSON, but no
+text: UTF-8 cannot encode it, so no tokenizer can)."""
+
+
 def clean_utterance(text: str) -> str:
-    """One line, single spaces, at most ``MAX_UTTERANCE_CHARS`` characters."""
-    return " ".join(str(text).split())[:MAX_UTTERANCE_CHARS]
+    """One line, single spaces, at most ``MAX_UTTERANCE_CHARS`` characters, and only text: control characters and
+    lone surrogates are spaces (every router reads the utterance through here, so none sees or fails on them)."""
+    return " ".join(_NOT_TEXT.sub(" ", str(text)).split())[:MAX_UTTERANCE_CHARS]
 
 
 def load_template(name: str | Path = DEFAULT_TEMPLATE) -> PromptTemplate:

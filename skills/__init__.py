@@ -4,7 +4,7 @@ It imports neither ``finetune`` nor ``assistant``.
 """
 
 from .calls import MAX_CALL_CHARS, SkillCall, calls_equal, normalize_value, span_positions
-from .errors import CallError, SkillcallError, SkillDefinitionError, SkillFailed
+from .errors import CallError, SkillcallError, SkillDefinitionError, SkillFailed, printable
 from .registry import (
     BUILTIN_DIR,
     LoadProblem,
@@ -37,6 +37,7 @@ __all__ = [
     "calls_equal",
     "load_registry",
     "normalize_value",
+    "printable",
     "skill",
     "span_positions",
 ]

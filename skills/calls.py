@@ -10,7 +10,7 @@ import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import CallError
+from .errors import CallError, printable
 
 MAX_CALL_CHARS = 4096
 """Longest call string the parser accepts; a router's token bound keeps real calls far below it."""
@@ -39,7 +39,11 @@ def format_value(value: Any) -> str:
     if isinstance(value, str):
         return json.dumps(value, ensure_ascii=False)
     if value is None or isinstance(value, (bool, int, float)):
-        return repr(value)
+        try:
+            return repr(value)
+        except ValueError:  # an int past sys.get_int_max_str_digits()
+            raise CallError(f"cannot write a number of {value.bit_length()} bits in a call; use a smaller "
+                            "one") from None
     raise CallError(f"cannot write {type(value).__name__} {value!r} in a call; use text, a number, True/False or None")
 
 
@@ -95,17 +99,43 @@ def read_call(text: str | bytes) -> RawCall:
 
 
 def _literal(skill: str, where: str, node: ast.expr) -> Any:
-    """A literal argument that the canonical form can write back: no infinity or NaN (``1e309``), no text that
-    is not UTF-8 (a lone surrogate)."""
-    value = _literal_value(skill, where, node)
+    return check_literal(skill, where, _literal_value(skill, where, node))
+
+
+_LITERAL_TYPES = (str, int, float, bool, type(None))
+_MAX_INT_BITS = int(MAX_CALL_CHARS * math.log2(10))
+"""Whole numbers up to this many bits have at most ``MAX_CALL_CHARS`` digits: any more cannot be in a call."""
+
+
+def check_literal(skill: str, where: str, value: Any) -> Any:
+    """The one check of an argument's value that ``parse`` (``read_call``) and ``validate`` share: a literal that
+    the canonical form writes so that ``parse`` reads it back. Text, a number, True/False or None (exactly: no
+    subclass, whose repr may be anything); a finite number (not ``1e309`` or NaN); a whole number of at most
+    ``MAX_CALL_CHARS`` digits (not ``0x`` and 3,900 f's); text that is UTF-8 (no lone surrogate)."""
+    where = printable(str(where))
+    if type(value) not in _LITERAL_TYPES:
+        raise CallError(f"{skill}: {where} must be a literal (text, number, True/False or None), not "
+                        f"{type(value).__name__}")  # fmt: skip
     if isinstance(value, float) and not math.isfinite(value):
         raise CallError(f"{skill}: {where} is not a finite number")
+    if type(value) is int and abs(value).bit_length() > _MAX_INT_BITS:
+        raise CallError(f"{skill}: {where} is a number too long to write in a call (over {MAX_CALL_CHARS} digits)")
     if isinstance(value, str):
         try:
             value.encode("utf-8")
         except UnicodeEncodeError:
             raise CallError(f"{skill}: {where} holds a character that is not text (a lone surrogate)") from None
     return value
+
+
+def check_written(call: SkillCall) -> SkillCall:
+    """``call`` if ``parse`` reads its canonical form back: at most ``MAX_CALL_CHARS`` characters written out
+    (a call's literals may be longer written out than read: ``0x...`` in decimal, a control character escaped)."""
+    text = str(call)
+    if len(text) > MAX_CALL_CHARS:
+        raise CallError(f"{call.name}: the call is {len(text)} characters long written out; the limit is "
+                        f"{MAX_CALL_CHARS}, so shorten its arguments")  # fmt: skip
+    return call
 
 
 def _literal_value(skill: str, where: str, node: ast.expr) -> Any:

@@ -9,7 +9,7 @@ import unicodedata
 from functools import lru_cache
 from zoneinfo import ZoneInfo, available_timezones
 
-from .errors import SkillFailed
+from .errors import SkillFailed, printable
 
 
 def _key(text: str) -> str:
@@ -131,6 +131,18 @@ def _country_capital(code: str) -> dict | None:
     return None
 
 
+def _spelt_like(key: str) -> dict | None:
+    """The largest city whose name is this one misspelt by a letter or two ("edinbrugh"), or None; names of
+    five letters or more only, where one slip cannot make another real name."""
+    from rapidfuzz import fuzz, process
+
+    if len(key) < 5:
+        return None
+    cities, _, _ = _places()
+    best = process.extractOne(key, list(cities), scorer=fuzz.ratio, score_cutoff=85)
+    return cities[best[0]][0] if best else None
+
+
 def resolve(place: str) -> tuple[str, ZoneInfo]:
     """A spoken place ("New York", "São Paulo", "Cape Town, South Africa", "Japan", "UTC") -> (name, zone)."""
     if place.strip().upper() in ("UTC", "GMT"):
@@ -166,7 +178,8 @@ def resolve(place: str) -> tuple[str, ZoneInfo]:
         if len(zones_there) == 1:  # "Victoria, Malta": a place it lacks, in a one-zone country
             return place.strip(), ZoneInfo(next(iter(zones_there)))
     if (state or wanted_country) and not matches:  # never a namesake elsewhere ("Victoria, Australia")
-        raise SkillFailed(f"I don't know a place called {name} in {qualifier}; try a city near it.")
+        raise SkillFailed(f"I don't know a place called {printable(name)} in {printable(qualifier)}; try a city near "
+                          "it.")  # fmt: skip
     if matches:
         city = matches[0]
         return city["name"], ZoneInfo(city["timezone"])
@@ -174,4 +187,8 @@ def resolve(place: str) -> tuple[str, ZoneInfo]:
     for zone_key in (key, island):
         if zone_key in zones:
             return name, ZoneInfo(zones[zone_key])
-    raise SkillFailed(f"I don't know where {place} is; try a city name, like 'Tokyo' or 'Cape Town, South Africa'.")
+    misspelt = _spelt_like(key) if not qualifier else None
+    if misspelt:  # typed, not heard: "edinbrugh" is Edinburgh (the reply names the city it took)
+        return misspelt["name"], ZoneInfo(misspelt["timezone"])
+    raise SkillFailed(f"I don't know where {printable(place)} is; try a city name, like 'Tokyo' or 'Cape Town, South "
+                      "Africa'.")  # fmt: skip

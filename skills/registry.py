@@ -20,8 +20,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 
-from .calls import SkillCall, read_call
-from .errors import CallError, SkillDefinitionError, SkillFailed
+from .calls import SkillCall, check_literal, check_written, read_call
+from .errors import CallError, SkillDefinitionError, SkillFailed, printable
 from .settings import SkillSettings
 
 logger = logging.getLogger(__name__)
@@ -311,7 +311,8 @@ class Registry:
         except KeyError:
             close = difflib.get_close_matches(name, self.names, n=1, cutoff=0.6)
             hint = f" — did you mean '{close[0]}'?" if close else ""
-            raise CallError(f"unknown skill '{name}'{hint} (`skillcall skills` lists the loaded ones)") from None
+            raise CallError(f"unknown skill '{printable(name)}'{hint} (`skillcall skills` lists the loaded "
+                            "ones)") from None
 
     # -- calls -------------------------------------------------------------------------------------------------
     def parse(self, text: str | bytes) -> SkillCall:
@@ -329,8 +330,13 @@ class Registry:
         return self.validate(found.name, arguments)
 
     def validate(self, name: str, arguments: dict[str, Any]) -> SkillCall:
-        """Check arguments against the skill's typed signature and return the canonical call."""
+        """Check arguments against the skill's typed signature and return the canonical call, one that ``parse``
+        reads back from ``str(call)`` (the literal check ``parse`` makes, and the written length)."""
         found = self.get(name)
+        if not isinstance(arguments, dict):
+            raise CallError(f"{found.name}: arguments come as a dict of name to value, not {type(arguments).__name__}")
+        for key, value in arguments.items():
+            check_literal(found.name, key, value)
         for p in found.parameters:  # pydantic takes True and 1.0 for Literal[1, 2]: a value must be one, type and all
             choices = _literal_values(p.annotation)
             value = arguments.get(p.name)
@@ -348,15 +354,15 @@ class Registry:
         for p in found.parameters:
             value = values[p.name]
             if p.required or value != p.default or type(value) is not type(p.default):
-                canonical[p.name] = value
-        return SkillCall(found.name, canonical)
+                canonical[p.name] = check_literal(found.name, p.name, value)  # as validated: 1 for a float is 1.0
+        return check_written(SkillCall(found.name, canonical))
 
     def dispatch(self, call: SkillCall, timeout_s: float | None = None) -> SkillResult:
         """Run a call: validated again, bounded in time, its exceptions turned into a failed ``SkillResult``."""
         start = time.perf_counter()
 
-        def failed(text: str) -> SkillResult:
-            return SkillResult(call, False, text, time.perf_counter() - start)
+        def failed(text: str) -> SkillResult:  # one printable line, whatever the skill put in its message
+            return SkillResult(call, False, printable(text), time.perf_counter() - start)
 
         try:
             call = self.validate(call.name, dict(call.arguments))
@@ -398,7 +404,7 @@ class Registry:
 def _explain(found: Skill, exc: ValidationError) -> str:
     reasons = []
     for error in exc.errors():
-        where = ".".join(str(part) for part in error["loc"][:1]) or found.name
+        where = printable(".".join(str(part) for part in error["loc"][:1])) or found.name
         kind = error["type"]
         if kind == "missing":
             reasons.append(f"{found.name} needs {where}")

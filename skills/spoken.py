@@ -7,17 +7,20 @@ import operator
 import re
 from collections.abc import Callable
 
-from .errors import SkillFailed
+from .errors import SkillFailed, printable
 
 _UNITS = {
     "zero": 0, "oh": 0, "nought": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7,
     "eight": 8, "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "thirteen": 13, "fourteen": 14, "fifteen": 15,
     "sixteen": 16, "seventeen": 17, "eighteen": 18, "nineteen": 19, "twenty": 20, "thirty": 30, "forty": 40,
     "fifty": 50, "sixty": 60, "seventy": 70, "eighty": 80, "ninety": 90,
+    "fourty": 40,  # as people often type it
 }  # fmt: skip
 _SCALES = {"dozen": 12, "hundred": 100, "thousand": 1_000, "million": 1_000_000, "billion": 1_000_000_000}
 _FRACTIONS = {"half": 0.5, "quarter": 0.25}
-_TOKEN = re.compile(r"\d[\d,]*(?:\.\d+)?|\.\d+|[a-z]+|[+\-*/×÷^%()]")
+_TOKEN = re.compile(r"(?:\d[\d,]*(?:\.\d+)?|\.\d+)(?:e[+-]?\d+)?|[a-z]+|[+\-*/×÷^%()]")
+"""Numbers (``1,000``, ``2.5``, ``.5``, and whole in e-notation: ``1e308`` is one number, not 1, "e" and 308),
+words and operator symbols."""
 
 
 def tokenize(text: str) -> list[str]:
@@ -42,8 +45,9 @@ def read_number(tokens: list[str], i: int) -> tuple[float, int] | None:
             value = float(token)
         except ValueError:
             return None
-        if tokens[i + 1 : i + 2] == ["point"] and i + 2 < len(tokens) and tokens[i + 2].isdigit():  # "1 point 5"
-            return float(f"{token}.{tokens[i + 2]}"), i + 3
+        point = tokens[i + 1 : i + 3]
+        if token.isdigit() and len(point) == 2 and point[0] == "point" and point[1].isdigit():  # "1 point 5"
+            return float(f"{token}.{point[1]}"), i + 3
         i += 1
         while i < len(tokens) and tokens[i] in _SCALES:  # "2 million", as Whisper writes it
             value, i = value * _SCALES[tokens[i]], i + 1
@@ -100,7 +104,7 @@ def parse_duration(text: str) -> float:
     tokens = [t for t in tokenize(text) if t not in ("-", "(", ")")]
     # a sign would be skipped like any unknown word, and "minus five minutes" read as five minutes
     if {"minus", "negative"} & set(tokens) or re.search(r"(?:^|[^\d\s]\s+)[-−]\s*\d", text):
-        raise SkillFailed(f"a duration can't be negative ('{text}'); say it like 'five minutes'")
+        raise SkillFailed(f"a duration can't be negative ('{printable(text)}'); say it like 'five minutes'")
     total, i, found, last_unit, unit_end = 0.0, 0, False, 0, -1
     while i < len(tokens):
         amount: float | None = None
@@ -140,8 +144,9 @@ def parse_duration(text: str) -> float:
             total += amount * last_unit
         elif last_unit > 1 and start in (unit_end, unit_end + 1):  # "3 minutes 30", "an hour and 10": the next unit
             total += amount * last_unit / 60
-    if not found:
-        raise SkillFailed(f"I couldn't read a duration in '{text}'; say it like 'five minutes' or '1 hour 30 minutes'")
+    if not found or math.isnan(total):  # NaN: "1e400/1e400 hours", infinity over infinity
+        raise SkillFailed(f"I couldn't read a duration in '{printable(text)}'; say it like 'five minutes' or "
+                          "'1 hour 30 minutes'")  # fmt: skip
     return total
 
 
@@ -169,6 +174,9 @@ _BINARY: dict[str, Callable[[float, float], float]] = {
     "+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.truediv, "^": operator.pow,
 }  # fmt: skip
 MAX_EXPONENT = 1000
+MAX_NESTING = 50
+"""Deepest the parser reads brackets, signs, roots and powers within each other: far past anything said, far
+below Python's recursion limit (each level is a few frames)."""
 _UNSUPPORTED = ("factorial", "modulo", "mod", "remainder", "log", "logarithm", "sine", "cosine", "tangent", "sin",
                 "cos", "tan", "average", "mean", "median", "derivative", "integral")  # fmt: skip
 """Operations people ask for that are not read: an answer without them would be wrong."""
@@ -297,7 +305,7 @@ class _Parser:
     """Recursive descent over number and operator tokens: + - < * / < unary, roots < ^ < postfix."""
 
     def __init__(self, tokens: list[str | float], text: str) -> None:
-        self.tokens, self.i, self.text = tokens, 0, text
+        self.tokens, self.i, self.text, self.depth = tokens, 0, text, 0
 
     def peek(self) -> str | float | None:
         return self.tokens[self.i] if self.i < len(self.tokens) else None
@@ -308,7 +316,8 @@ class _Parser:
         return token
 
     def fail(self) -> SkillFailed:
-        return SkillFailed(f"I couldn't work out '{self.text}'; say it like 'nine times nine' or '15 percent of 80'")
+        return SkillFailed(f"I couldn't work out '{printable(self.text)}'; say it like 'nine times nine' or '15 "
+                           "percent of 80'")  # fmt: skip
 
     def expression(self) -> float:
         start = self.i
@@ -338,6 +347,17 @@ class _Parser:
         return value
 
     def unary(self) -> float:
+        """Every nesting passes here (a bracket's expression, a sign, a root, a power's exponent): the depth is
+        counted here."""
+        self.depth += 1
+        if self.depth > MAX_NESTING:
+            raise SkillFailed(f"that is nested too deeply for me to work out (over {MAX_NESTING} brackets, signs or "
+                              "powers within each other); say it more simply")  # fmt: skip
+        value = self._unary()
+        self.depth -= 1
+        return value
+
+    def _unary(self) -> float:
         token = self.peek()
         if token in ("-", "+"):
             self.take()
@@ -394,7 +414,7 @@ def evaluate(text: str) -> float:
     """The value of spoken arithmetic ("nine times nine", "15 percent of 80", "square root of 16")."""
     tokens = _math_tokens(text)
     if not any(isinstance(t, float) for t in tokens):
-        raise SkillFailed(f"I found no numbers in '{text}'; say it like 'nine times nine'")
+        raise SkillFailed(f"I found no numbers in '{printable(text)}'; say it like 'nine times nine'")
     parser = _Parser(tokens, text)
     value = parser.expression()
     if parser.peek() is not None:

@@ -26,3 +26,15 @@ def test_replies(registry, question, reply):
 def test_failures(registry, question, message):
     result = registry.dispatch(registry.parse(f'math(question="{question}")'))
     assert not result.ok and message in result.text
+
+
+def test_deep_nesting_gets_the_skills_own_reply(registry):
+    result = registry.dispatch(registry.parse(f'math(question="{"( " * 600}5")'))
+    assert not result.ok and "nested too deeply" in result.text and "RecursionError" not in result.text
+
+
+def test_the_question_is_echoed_on_one_printable_line(registry):
+    from skills import SkillCall
+
+    result = registry.dispatch(SkillCall("math", {"question": "nine times nine\x1b[K"}))
+    assert result.ok and result.text == "nine times nine\\x1b[K is 81"

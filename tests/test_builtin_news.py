@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from skills import SkillCall
+
 RSS = b"""<?xml version="1.0"?><rss version="2.0"><channel><title>World</title>
 <item><title>Elections in Chile go to a second round</title><description>Voters...</description></item>
 <item><title>Storm closes ports in Norway</title><description>Weather warning</description></item>
@@ -70,3 +72,13 @@ def test_feeds_are_read_at_once_so_slow_ones_cost_one_timeout(registry, feeds, s
     settings.http_timeout_s, settings.timeout_s = 0.5, 1.2  # one after another would take 1.5 s, past the limit
     result = registry.dispatch(registry.parse("news()"))
     assert not result.ok and "can't reach any news feed" in result.text
+
+
+def test_the_topic_and_headlines_are_echoed_on_one_printable_line(registry, feeds):
+    result = registry.dispatch(SkillCall("news", {"topic": "cricket\n\x1b[2J"}))
+    assert result.text == "I found no headlines about cricket\\n\\x1b[2J."
+    feeds.routes["/rss"] = lambda request: (200, "application/rss+xml", RSS.replace(
+        b"Storm closes ports", b"Storm\n  closes \x1b[5mports"))  # fmt: skip
+    result = registry.dispatch(SkillCall("news", {"topic": "Norway\u202e"}))  # a right-to-left override after it
+    assert result.ok and result.text == \
+        "Here are the latest headlines about Norway\\u202e: Storm closes \\x1b[5mports in Norway."

@@ -28,3 +28,13 @@ def test_unwritable_database_path_is_a_clear_failure(registry, settings, tmp_pat
     settings.notes_db = tmp_path / "file" / "notes.db"
     result = registry.dispatch(registry.parse('notes(action="list")'))
     assert not result.ok and "can't open the notes file" in result.text
+
+
+def test_a_note_is_echoed_on_one_printable_line_and_kept_as_said(registry, settings):
+    said = "buy milk\nand \x1b[31meggs"
+    assert registry.dispatch(SkillCall("notes", {"action": "add", "note": said})).text == \
+        "Noted: buy milk\\nand \\x1b[31meggs."
+    assert registry.dispatch(SkillCall("notes", {"action": "list"})).text == \
+        "You have 1 note: 1. buy milk\\nand \\x1b[31meggs."
+    with sqlite3.connect(settings.notes_db) as db:
+        assert db.execute("SELECT text FROM notes").fetchone()[0] == said

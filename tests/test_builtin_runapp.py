@@ -63,6 +63,20 @@ def test_shell_metacharacters_are_refused_and_nothing_runs(registry, apps, spoke
     assert not list(apps.parent.glob("launched-*"))
 
 
+def test_a_refusal_shows_the_name_on_one_printable_line(registry, apps):
+    from skills import SkillCall
+
+    result = registry.dispatch(SkillCall("runapp", {"program": "firefox\ntouch /tmp/pwned"}))
+    assert not result.ok
+    assert result.text == "I won't open 'firefox\\ntouch /tmp/pwned': app names don't contain \\n."
+    result = registry.dispatch(SkillCall("runapp", {"program": "fire\x1b[31mfox"}))
+    assert not result.ok and result.text == "I won't open 'fire\\x1b[31mfox': app names don't contain [."
+    result = registry.dispatch(SkillCall("runapp", {"program": "zzz\x1bzzz"}))
+    assert not result.ok and result.text.startswith("I can't find an app called 'zzz\\x1bzzz'.")
+    time.sleep(0.2)
+    assert not list(apps.parent.glob("launched-*"))
+
+
 def test_unknown_app_names_close_matches(registry, apps):
     result = registry.dispatch(registry.parse('runapp(program="Firefax Browser Nightly")'))
     assert not result.ok
@@ -102,3 +116,24 @@ def test_can_open_says_which_names_an_installed_app_answers_to(registry, apps):
     assert not can_open("coffee maker", context) and not can_open("the", context)
     assert not can_open("secret tool", context)  # NoDisplay: not an app to open
     assert not can_open("firefox; rm -rf ~", context)
+
+
+def test_without_configured_folders_the_xdg_data_folders_are_read_and_read_again_when_they_change(
+        tmp_path, monkeypatch):
+    from skills import SkillContext, SkillSettings
+    from skills.builtin.runapp import can_open
+
+    home, shared = tmp_path / "home-data", tmp_path / "shared-data"
+    for root in (home, shared):
+        (root / "applications").mkdir(parents=True)
+    monkeypatch.setenv("XDG_DATA_HOME", str(home))
+    monkeypatch.setenv("XDG_DATA_DIRS", str(shared))
+    (shared / "applications" / "org.kde.krita.desktop").write_text("[Desktop Entry]\nName=Krita\nExec=true\n")
+    context = SkillContext(SkillSettings(runapp={"app_dirs": None}))
+    assert can_open("krita", context) and not can_open("inkscape", context)
+    (home / "applications" / "inkscape.desktop").write_text("[Desktop Entry]\nName=Inkscape\nExec=true\n")
+    time.sleep(1.1)  # the folders are looked at again once a second at most
+    assert can_open("inkscape", context)
+    (shared / "applications" / "org.kde.krita.desktop").unlink()
+    time.sleep(1.1)
+    assert not can_open("krita", context)

@@ -29,3 +29,8 @@ def test_local_time_without_a_place(registry):
 def test_unknown_place(registry):
     result = registry.dispatch(registry.parse('timecheck(location="Xyzzyville")'))
     assert not result.ok and "I don't know where Xyzzyville is" in result.text
+
+
+def test_an_unknown_place_is_echoed_on_one_printable_line(registry):
+    result = registry.dispatch(SkillCall("timecheck", {"location": "Xyzzyville\n\x1b[2J"}))
+    assert not result.ok and "I don't know where Xyzzyville\\n\\x1b[2J is" in result.text

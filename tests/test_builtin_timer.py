@@ -50,3 +50,23 @@ def test_days_and_weeks_up_to_a_week(registry):
     assert registry.dispatch(registry.parse('timer(duration="2 days")')).text == "Timer set for 2 days."
     assert registry.dispatch(SkillCall("cancel_timer")).text == "Cancelled your 2-day timer."
     assert "longer than a timer runs" in registry.dispatch(registry.parse('timer(duration="two weeks")')).text
+
+
+def test_absurd_durations_are_refused_as_too_long(registry):
+    for duration in ("9" * 4000 + " seconds", "1e308 seconds", "1e309 seconds", "a billion hours"):
+        result = registry.dispatch(SkillCall("timer", {"duration": duration}))
+        assert not result.ok, duration
+        assert result.text == "that is far longer than a timer runs (up to a week); use a calendar for that"
+
+
+def test_a_number_in_e_notation_is_read_whole(registry):
+    result = registry.dispatch(registry.parse('timer(duration="1e3 seconds")'))  # 1000 s, never 3 s
+    assert result.ok and result.text == "Timer set for 16 minutes 40 seconds."
+    registry.dispatch(SkillCall("cancel_timer"))
+
+
+def test_what_was_said_is_echoed_on_one_printable_line(registry):
+    result = registry.dispatch(SkillCall("timer", {"duration": "a while\n\x1b[2J"}))
+    assert not result.ok and "couldn't read a duration in 'a while\\n\\x1b[2J'" in result.text
+    result = registry.dispatch(SkillCall("timer", {"duration": "0.2\u2028seconds"}))
+    assert not result.ok and result.text.startswith("0.2\\u2028seconds is under a second")

@@ -101,3 +101,16 @@ def test_server_error_and_garbage(registry, weather_server):
     assert "can't reach" in registry.dispatch(registry.parse('weather(location="Berlin")')).text
     weather_server.routes["/v1/forecast"] = lambda request: json_response({"current": {"temperature_2m": "hot"}})
     assert "can't read" in registry.dispatch(registry.parse('weather(location="Berlin")')).text
+
+
+@pytest.mark.parametrize("location", [",", ", , ,", " , Texas"])
+def test_a_location_that_names_no_place_says_so(registry, weather_server, location):
+    result = registry.dispatch(SkillCall("weather", {"location": location}))
+    assert not result.ok
+    assert result.text == f"Where? '{location.strip()}' names no place; say one, like 'the weather in Oslo'."
+    assert not weather_server.requests  # nothing to search for
+
+
+def test_an_unknown_place_is_echoed_on_one_printable_line(registry, weather_server):
+    result = registry.dispatch(SkillCall("weather", {"location": "Atlantis\n\x1b[2J"}))
+    assert not result.ok and result.text == "I don't know a place called Atlantis\\n\\x1b[2J."

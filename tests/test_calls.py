@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
+from typing import Literal
+
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from skills import MAX_CALL_CHARS, CallError, SkillCall, calls_equal
+from skills import BUILTIN_DIR, MAX_CALL_CHARS, CallError, Registry, SkillCall, calls_equal, printable, skill
 
 
 @pytest.mark.parametrize(
@@ -128,6 +131,130 @@ def test_random_call_like_strings_only_ever_raise_call_error(registry, text):
         assert str(exc)
     else:
         assert registry.parse(str(call)) == call
+
+
+def knobs(count: int = 0, level: float = 0.0, loud: bool = False, mode: Literal["eco", 3] | None = None,
+          label: str | None = None) -> str:
+    """Set the knobs: a skill with every type a call carries."""
+    return "set"
+
+
+@pytest.fixture(scope="module")
+def typed() -> Registry:
+    """The built-in skills and ``knobs``: only parsed and validated, never dispatched."""
+    registry = Registry()
+    registry.load_dir(BUILTIN_DIR)
+    registry.add(skill(knobs).__skill__)
+    return registry
+
+
+def _round_trips(registry: Registry, call: SkillCall) -> None:
+    """The canonical form parses back to the same call: same text, same values, same types."""
+    again = registry.parse(str(call))
+    assert str(again) == str(call) and again == call
+    assert [type(v) for v in again.arguments.values()] == [type(v) for v in call.arguments.values()]
+
+
+def _one_printable_line(error: CallError) -> None:
+    assert str(error) and printable(str(error)) == str(error)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("math(question=0x" + "f" * 3900 + ")", "math: question is a number too long to write in a call"),
+        ("knobs(count=0x" + "f" * 3900 + ")", "knobs: count is a number too long to write in a call"),
+        ("knobs(count=-0x" + "f" * 3900 + ")", "knobs: count is a number too long to write in a call"),
+        ("knobs(count=0x" + "f" * 3400 + ")", "knobs: the call is 4108 characters long written out"),
+        ('weather("' + "x" * 4085 + '")', "weather: the call is 4105 characters long written out"),
+        ('weather("' + "\x01" * 1000 + '")', "weather: the call is 6020 characters long written out"),
+        ("knobs(level=1e309)", "knobs: level is not a finite number"),
+        ('knobs(label="\\udfff")', "knobs: label holds a character that is not text"),
+    ],
+)
+def test_calls_the_canonical_form_cannot_write_back_are_refused(typed, text, message):
+    assert len(text) <= MAX_CALL_CHARS  # the call as written is within the limit; written out, it is not
+    with pytest.raises(CallError) as caught:
+        typed.parse(text)
+    assert str(caught.value).startswith(message)
+    _one_printable_line(caught.value)
+
+
+_text = st.text(st.characters(exclude_categories=()), max_size=30)  # control characters and lone surrogates too
+_values = st.one_of(  # any value at all, of a type a call carries or not
+    st.none(), st.booleans(), st.integers(), st.floats(), _text, st.integers(4070, 4100).map(lambda n: "x" * n),
+    st.sampled_from(["add", "list", "eco", 3, 3.0, -0.0, 2**13606, -(2**13607), b"x", [1], {"a": 1}]),
+)
+_PARAMETERS = {
+    "knobs": {"count": st.integers(), "level": st.floats(), "loud": st.booleans(),
+              "mode": st.sampled_from(["eco", 3, None]), "label": st.none() | _text},
+    "weather": {"location": st.none() | _text}, "timer": {"duration": _text},
+    "notes": {"action": st.sampled_from(["add", "list"]), "note": st.none() | _text}, "other": {},
+}  # fmt: skip
+"""Each skill's parameters and values of their types: most calls drawn are ones a router could write."""
+_WRITERS = {str: (repr, json.dumps), int: (repr, hex), float: (repr,), bool: (repr, lambda b: str(b).lower()),
+            type(None): (repr, lambda _: "null")}  # fmt: skip
+"""How a call may write a value: Python and JSON literals, hex."""
+
+
+@st.composite
+def _calls(draw) -> tuple[str, dict]:
+    """A skill's name (now and then one not loaded) and arguments: mostly its own (the required ones, some of the
+    others) with values of their types; now and then any value, under any name."""
+    name = draw(st.sampled_from([*_PARAMETERS, "nope"]))
+    parameters = _PARAMETERS.get(name, {})
+    keys = [key for key in parameters if key in ("duration", "action") or draw(st.booleans())]
+    arguments = {key: draw(_values if draw(st.integers(0, 9)) == 0 else parameters[key]) for key in keys}
+    if draw(st.integers(0, 9)) == 0:
+        arguments[draw(st.sampled_from(["count", "location", "x"]) | st.text(max_size=3))] = draw(_values)
+    return name, arguments
+
+
+def _written(draw, name: str, arguments: dict) -> str:
+    """The call as text, each value written one of the ways a call may write it (a value no literal writes, as
+    its repr: ``b'x'``, ``[1]``)."""
+    args = []
+    for key, value in arguments.items():
+        writer = draw(st.sampled_from(_WRITERS.get(type(value), (repr,))))
+        args.append(f"{key}={writer(value)}" if type(value) is not int or value.bit_length() < 13000 else
+                    f"{key}={hex(value)}")  # repr() refuses past 4,300 digits
+    return f"{name}({', '.join(args)})"
+
+
+@st.composite
+def _cases(draw) -> tuple[str, object]:
+    """What parse or validate is given: arguments, a call written from them, or a call-like string."""
+    name, arguments = draw(_calls())
+    kind = draw(st.sampled_from(["validate", "parse", "parse", "mangled"]))
+    if kind == "validate":
+        return kind, (name, arguments)
+    text = _written(draw, name, arguments)
+    if kind == "mangled":  # cut, spliced, or with junk put in
+        at = draw(st.integers(0, len(text)))
+        text = text[:at] + draw(st.sampled_from(["", ")", "(", "=", ",", "'", '"', "\\", "0x", "1e309", "*", "\n"])) + \
+            text[at + draw(st.integers(0, 3)):]
+    return "parse", text
+
+
+@settings(max_examples=1000, deadline=None, suppress_health_check=list(HealthCheck))
+@given(_cases())
+@example(("validate", ("knobs", {"level": float("nan")})))  # the probe's finds, every run
+@example(("validate", ("knobs", {"level": float("inf")})))
+@example(("validate", ("weather", {"location": "\ud800"})))
+@example(("validate", ("weather", {"location": "x" * 4090})))
+@example(("validate", ("knobs", {"count": 16**3900 - 1})))
+@example(("parse", "knobs(count=0x" + "f" * 3900 + ")"))
+@example(("parse", 'weather("' + "\x01" * 700 + '")'))
+def test_every_call_parse_or_validate_accepts_round_trips_exactly(typed, case):
+    """parse and validate share one literal check: whatever either accepts, its canonical form parses back to it,
+    value for value; whatever either refuses, it refuses with a CallError of one printable line."""
+    kind, given_ = case
+    try:
+        call = typed.parse(given_) if kind == "parse" else typed.validate(*given_)
+    except CallError as exc:
+        _one_printable_line(exc)
+    else:
+        _round_trips(typed, call)
 
 
 @pytest.mark.parametrize(

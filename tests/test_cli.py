@@ -214,10 +214,12 @@ def test_route_json_and_jsonl(tmp_path):
     row = json.loads(result.stdout)
     assert row["call"] == 'timer(duration="5 minutes")' and row["ms"] > 0 and row["fallback"] is None
     rows = tmp_path / "in.jsonl"
-    rows.write_text('{"text": "Stop the timer.", "id": 7}\n{"text": ""}\n')
-    result = runner.invoke(app, ["route", "--jsonl", str(rows)])
+    rows.write_text('{"text": "Stop the timer.", "id": 7}\n{"text": ""}\n{"text": "\\ud800"}\n{"text": "\\u0000"}\n')
+    result = runner.invoke(app, ["route", "--jsonl", str(rows)])  # a lone surrogate and NUL: valid JSON, no text
+    assert result.exit_code == 0, result.stderr
     assert [json.loads(line) for line in result.stdout.splitlines()] == [
-        {"text": "Stop the timer.", "id": 7, "call": "cancel_timer()"}, {"text": "", "call": "other()"}]
+        {"text": "Stop the timer.", "id": 7, "call": "cancel_timer()"}, {"text": "", "call": "other()"},
+        {"text": "\ud800", "call": "other()"}, {"text": "\u0000", "call": "other()"}]
     rows.write_text('{"nope": 1}\n')
     result = runner.invoke(app, ["route", "--jsonl", str(rows)])
     assert result.exit_code == 1 and "in.jsonl:1" in result.stderr

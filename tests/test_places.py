@@ -70,3 +70,28 @@ def test_preload_builds_the_index_the_first_lookup_needs(registry):
     assert registry.get("timecheck").warm is places.preload  # the daemon warms it up at start
     places.preload()
     assert places._places.cache_info().currsize == 1 and places._country_zones.cache_info().currsize == 1
+
+
+def test_unknown_places_are_echoed_on_one_printable_line():
+    with pytest.raises(SkillFailed) as caught:
+        resolve("Xyzzyville\x1b[0m, Austr\x1b[0malia")
+    assert "\x1b" not in str(caught.value) and "Xyzzyville\\x1b[0m" in str(caught.value)
+    assert "Austr\\x1b[0malia" in str(caught.value)
+
+
+@pytest.mark.parametrize(("typed", "city"), [("edinbrugh", "Edinburgh"), ("pheonix", "Phoenix"),
+                                             ("sinsinnati", "Cincinnati"), ("kolkatta", "Kolkata")])
+def test_a_city_name_misspelt_by_a_letter_or_two_is_the_city(typed, city):
+    assert resolve(typed)[0] == city
+
+
+@pytest.mark.parametrize("typed", ["xqzvbn", "dooa", "Edinbrugh, Texas"])
+def test_no_guess_for_short_names_unlike_any_city_or_with_a_qualifier(typed):
+    with pytest.raises(SkillFailed):
+        resolve(typed)
+
+
+def test_a_misspelt_number_word_as_people_type_it():
+    from skills.spoken import parse_duration
+
+    assert parse_duration("fourty minutes") == 2400

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from finetune.prompts import MAX_UTTERANCE_CHARS, PromptError, load_template, skills_text
+from finetune.prompts import MAX_UTTERANCE_CHARS, PromptError, clean_utterance, load_template, skills_text
 
 
 @pytest.mark.parametrize("family", ["compact", "chatml", "mistral", "llama2", "alpaca"])
@@ -60,3 +60,22 @@ def test_unknown_and_malformed_templates(tmp_path):
     bad.write_text('system = "x"\nsystem_block = ""\nbefore = "{nope}"\nafter = ""\ncompletion = "{call}"\n')
     with pytest.raises(PromptError, match="malformed"):
         load_template(bad)
+
+
+@pytest.mark.parametrize(
+    ("text", "cleaned"),
+    [
+        ("\u0000", ""),  # nothing left: routed as an empty utterance, to other()
+        ("\ud800", ""),  # a lone surrogate (valid JSON: "\ud800") is no text and cannot be encoded
+        ("set a\u0000timer\x1b[2J for \udc80five minutes", "set a timer [2J for five minutes"),
+        ("\x7fweather\x85in\x9bOslo\u2028please", "weather in Oslo please"),  # DEL, C1 controls, U+2028
+        ("São Paulo 東京 🙂\u200d", "São Paulo 東京 🙂\u200d"),  # text stays as it is
+    ],
+)
+def test_control_characters_and_code_points_that_are_no_text_are_cleaned(text, cleaned):
+    assert clean_utterance(text) == cleaned
+    clean_utterance(text).encode("utf-8")  # every router can encode it
+
+
+def test_cleaning_comes_before_the_cut():
+    assert clean_utterance("\u0000" * 1000 + "hello") == "hello"

@@ -284,3 +284,49 @@ def test_duplicate_add_is_an_error(registry):
 def test_get_unknown_skill_suggests(registry):
     with pytest.raises(CallError, match="did you mean 'timer'"):
         registry.get("timre")
+
+
+def test_a_failed_dispatch_is_one_printable_line_whatever_the_skill_raised():
+    from skills import SkillFailed
+
+    def refuse(text: str) -> str:
+        """Refuse with what was said."""
+        raise SkillFailed(f"no: {text}")
+
+    def crash() -> str:
+        """Crash with a message over lines."""
+        raise ValueError("bad\nvalue \x1b[2J")
+
+    registry = _registry_with(refuse, crash)
+    assert registry.dispatch(SkillCall("refuse", {"text": "a\nb\x1b[0m"})).text == "no: a\\nb\\x1b[0m"
+    assert registry.dispatch(SkillCall("crash")).text == "crash failed: ValueError: bad\\nvalue \\x1b[2J"
+
+
+def test_call_errors_show_odd_names_on_one_printable_line(registry):
+    with pytest.raises(CallError) as caught:
+        registry.validate("weather", {"place\n\x1b[2J": "Oslo"})
+    assert "weather has no argument 'place\\n\\x1b[2J'" in str(caught.value)
+    with pytest.raises(CallError) as caught:
+        registry.get("wea\nther")
+    assert str(caught.value).startswith("unknown skill 'wea\\nther'")
+
+
+def test_validate_refuses_what_the_canonical_form_cannot_write_back():
+    def knob(level: float = 0.0, count: int = 0, label: str | None = None) -> str:
+        """Set a knob."""
+        return "ok"
+
+    registry = _registry_with(knob)
+    for arguments, message in [
+        ({"level": float("nan")}, "knob: level is not a finite number"),
+        ({"level": float("-inf")}, "knob: level is not a finite number"),
+        ({"count": 10**5000}, "knob: count is a number too long to write in a call"),
+        ({"label": "\ud800"}, "knob: label holds a character that is not text (a lone surrogate)"),
+        ({"label": "x" * 5000}, "knob: the call is 5014 characters long written out; the limit is 4096"),
+        ({"label": b"x"}, "knob: label must be a literal (text, number, True/False or None), not bytes"),
+    ]:
+        with pytest.raises(CallError) as caught:
+            registry.validate("knob", arguments)
+        assert str(caught.value).startswith(message), caught.value
+        result = registry.dispatch(SkillCall("knob", arguments))  # a call built by hand: refused the same way
+        assert not result.ok and result.text.startswith(message)

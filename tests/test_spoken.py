@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from skills import SkillFailed
+from skills import SkillFailed, printable
 from skills.spoken import evaluate, parse_duration, read_number, say_duration, say_number, tokenize
 
 
@@ -91,3 +91,56 @@ def test_say_number():
     assert say_number(1 / 3) == "0.333333"
     assert say_number(10_000_000 / 3) == "3333333" and say_number(-2.5) == "-2.5" and say_number(999999.5) == "1000000"
     assert say_number(1e18) == "1 times 10 to the power of 18" and say_number(0.5e-5) == "5 times 10 to the power of -6"
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("1e3 seconds", 1000), ("1E3 seconds", 1000), ("2.5e2 seconds", 250), ("1e308 seconds", 1e308),
+     ("1e-3 seconds", 0.001), ("3eggs and 2 minutes", 120)],
+)  # fmt: skip
+def test_numbers_in_e_notation_are_read_whole(text, seconds):
+    assert parse_duration(text) == seconds  # never "1e308" as 1, a word "e" and 308
+
+
+def test_e_notation_in_arithmetic_and_an_overflowing_number():
+    assert evaluate("1e3 plus 1") == 1001
+    assert tokenize("2e5 times 1.5E-2") == ["2e5", "times", "1.5e-2"]
+    with pytest.raises(SkillFailed, match="too large to say"):
+        evaluate("1e400 times 2")
+    assert parse_duration("9" * 4000 + " seconds") == float("inf")  # for the timer to refuse as too long
+
+
+def test_a_number_said_with_point_after_a_decimal_is_no_crash():
+    assert read_number(tokenize("1.5 point 5"), 0) == (1.5, 1)  # not float("1.5.5")
+    assert read_number(tokenize("1 point 5"), 0) == (1.5, 3)
+    with pytest.raises(SkillFailed, match="couldn't work out"):
+        evaluate("1.5 point 5")
+
+
+def test_a_duration_that_is_not_a_number_is_unreadable():
+    with pytest.raises(SkillFailed, match="couldn't read a duration"):
+        parse_duration("1e400/1e400 hour")  # infinity over infinity
+
+
+@pytest.mark.parametrize("text", ["( " * 600 + "5", "minus " * 600 + "5", "square root of " * 600 + "16",
+                                  "2 ^ " * 600 + "1", "(" * 600 + "5" + ")" * 600])  # fmt: skip
+def test_deep_nesting_is_refused_not_a_recursion_error(text):
+    with pytest.raises(SkillFailed, match="nested too deeply") as caught:
+        evaluate(text)
+    assert len(str(caught.value)) < 200
+
+
+def test_nesting_people_say_is_worked_out():
+    assert evaluate("( " * 30 + "5" + " )" * 30) == 5
+    assert evaluate("minus minus 5") == 5
+
+
+@pytest.mark.parametrize(
+    ("read", "text"),
+    [(parse_duration, "soon\n\x1b[2J"), (parse_duration, "-5 minutes\n\x1b[2J"), (evaluate, "banana\n\x1b[J"),
+     (evaluate, "2 plus\n\x1b[J")],
+)  # fmt: skip
+def test_messages_show_what_was_said_on_one_printable_line(read, text):
+    with pytest.raises(SkillFailed) as caught:
+        read(text)
+    assert printable(text) in str(caught.value) and printable(str(caught.value)) == str(caught.value)

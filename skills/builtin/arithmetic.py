@@ -1,6 +1,6 @@
 """Built-in skill: spoken arithmetic."""
 
-from skills import skill
+from skills import printable, skill
 from skills.spoken import evaluate, say_number
 
 
@@ -8,4 +8,4 @@ from skills.spoken import evaluate, say_number
 def math(question: str) -> str:
     """Work out spoken arithmetic: plus, minus, times, divided by, percent of, percent off, squared, square root,
     powers."""
-    return f"{question.strip().rstrip('?.!')} is {say_number(evaluate(question))}"
+    return f"{printable(question.strip().rstrip('?.!'))} is {say_number(evaluate(question))}"

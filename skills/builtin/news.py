@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 
-from skills import SkillContext, SkillFailed, skill
+from skills import SkillContext, SkillFailed, printable, skill
 
 logger = logging.getLogger(__name__)
 
@@ -69,11 +69,12 @@ def news(context: SkillContext, topic: str | None = None) -> str:
     if not entries and failures:
         raise SkillFailed("I can't reach any news feed right now; check the internet connection.")
     wanted = topic_words(topic or "")
-    titles = list(dict.fromkeys(e.get("title", "").strip() for e in entries if _matches(e, wanted)))
+    titles = list(dict.fromkeys(printable(" ".join(e.get("title", "").split())) for e in entries
+                                if _matches(e, wanted)))  # one line each, whatever the feed sent
     titles = [t for t in titles if t][: settings.news.max_headlines]
     if not titles:
-        return f"I found no headlines about {topic}." if topic else "The feeds have no headlines right now."
-    about = f" about {topic.strip()}" if topic else ""
+        return f"I found no headlines about {printable(topic)}." if topic else "The feeds have no headlines right now."
+    about = f" about {printable(topic.strip())}" if topic else ""
     return f"Here are the latest headlines{about}: " + " ".join(
         t if t.endswith((".", "!", "?")) else t + "." for t in titles
     )

@@ -6,7 +6,7 @@ import sqlite3
 from contextlib import closing
 from typing import Literal
 
-from skills import SkillContext, SkillFailed, skill
+from skills import SkillContext, SkillFailed, printable, skill
 
 
 def _connect(context: SkillContext) -> sqlite3.Connection:
@@ -41,6 +41,7 @@ def notes(action: Literal["add", "list"], context: SkillContext, note: str | Non
 
 
 def _sentence(text: str) -> str:
-    """The note as one sentence of the reply: "buy milk" and "buy milk." both end "buy milk."; "why?" stays."""
-    text = text.strip()
+    """The note as one sentence of the reply: "buy milk" and "buy milk." both end "buy milk."; "why?" stays. One
+    printable line, as kept: a newline or an escape said back as ``\\n``, ``\\x1b``."""
+    text = printable(text.strip())
     return text if text.endswith((".", "!", "?")) else text + "."

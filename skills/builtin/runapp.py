@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from skills import SkillContext, SkillFailed, skill
+from skills import SkillContext, SkillFailed, printable, skill
 
 logger = logging.getLogger(__name__)
 
@@ -148,7 +148,7 @@ def resolve(program: str, apps: list[App], min_score: float) -> App:
 
     bad = sorted(SHELL_CHARACTERS & set(program))
     if bad:
-        raise SkillFailed(f"I won't open '{program}': app names don't contain {' '.join(bad)}.")
+        raise SkillFailed(f"I won't open '{printable(program)}': app names don't contain {printable(' '.join(bad))}.")
     wanted = _normal(program)
     if not wanted:
         raise SkillFailed("Which app? Say its name, like 'open Firefox'.")
@@ -159,7 +159,8 @@ def resolve(program: str, apps: list[App], min_score: float) -> App:
         return found
     close = process.extract(wanted, {i: _normal(a.name) for i, a in enumerate(apps)}, scorer=fuzz.WRatio, limit=3)
     names = ", ".join(apps[key].name for _, score, key in close if score >= 50)
-    raise SkillFailed(f"I can't find an app called '{program}'." + (f" Did you mean {names}?" if names else ""))
+    raise SkillFailed(f"I can't find an app called '{printable(program)}'." + (f" Did you mean {names}?" if names
+                                                                                 else ""))  # fmt: skip
 
 
 def can_open(program: str, context: SkillContext) -> bool:

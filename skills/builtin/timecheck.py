@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from zoneinfo import ZoneInfoNotFoundError
 
-from skills import SkillFailed, skill
+from skills import SkillFailed, printable, skill
 from skills.places import preload, resolve
 
 
@@ -18,6 +18,7 @@ def timecheck(location: str | None = None) -> str:
     try:
         name, zone = resolve(location.strip())
     except ZoneInfoNotFoundError as exc:
-        raise SkillFailed(f"I know {location} but not its time zone ({exc}); install the tzdata package.") from exc
+        raise SkillFailed(f"I know {printable(location)} but not its time zone ({exc}); install the tzdata "
+                          "package.") from exc
     now = datetime.now(zone)
-    return f"In {name} it's {now:%-I:%M %p} on {now:%A}."
+    return f"In {printable(name)} it's {now:%-I:%M %p} on {now:%A}."

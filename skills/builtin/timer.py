@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import threading
 
-from skills import SkillContext, SkillFailed, skill
+from skills import SkillContext, SkillFailed, printable, skill
 from skills.spoken import parse_duration, say_duration
 
 _lock = threading.Lock()
 _running: dict[int, tuple[threading.Timer, str]] = {}  # id -> (the countdown, its duration as said)
 LONGEST_S = 7 * 24 * 3600
+SAID_UP_TO_S = 100 * LONGEST_S
+"""A duration too long for a timer is said back up to this ("14 days is longer..."), past it only refused."""
 
 
 @skill
@@ -17,7 +19,9 @@ def timer(duration: str, context: SkillContext) -> str:
     """Start a countdown timer for a spoken duration ("5 minutes", "an hour and a half")."""
     seconds = parse_duration(duration)
     if seconds < 1:
-        raise SkillFailed(f"{duration} is under a second; a timer runs for at least one second")
+        raise SkillFailed(f"{printable(duration)} is under a second; a timer runs for at least one second")
+    if seconds > SAID_UP_TO_S:  # "a billion hours", "1e308 seconds", 4,000 nines (infinity): not said back
+        raise SkillFailed("that is far longer than a timer runs (up to a week); use a calendar for that")
     said = say_duration(seconds)
     if seconds > LONGEST_S:
         raise SkillFailed(f"{said} is longer than a timer runs (up to a week); use a calendar for that")

@@ -6,7 +6,7 @@ import re
 
 import httpx
 
-from skills import SkillContext, SkillFailed, skill
+from skills import SkillContext, SkillFailed, printable, skill
 from skills.places import COUNTRY_ALIASES, state_name
 
 WMO_CODES = {
@@ -65,10 +65,13 @@ def weather(context: SkillContext, location: str | None = None) -> str:
     words = name.split()
     tries = [(name, qualifier)] if comma else [(" ".join(words[:cut]), " ".join(words[cut:])) for cut in
                                                (len(words), -1, -2)]  # fmt: skip
+    tries = [(name, qualifier) for name, qualifier in tries if name]
+    if not tries:  # ",", ", Texas": nothing to search for
+        raise SkillFailed(f"Where? '{printable(place_name)}' names no place; say one, like 'the weather in Oslo'.")
     imperial = settings.weather.units == "imperial"
     place = None
     with httpx.Client(timeout=settings.http_timeout_s) as client:
-        for name, qualifier in (t for t in tries if t[0]):
+        for name, qualifier in tries:
             found = _get(client, settings.weather.geocoding_url,
                          {"name": name, "count": 10, "language": "en", "format": "json"}, "place search")
             results = found.get("results") or []
@@ -77,7 +80,8 @@ def weather(context: SkillContext, location: str | None = None) -> str:
                 break
         if place is None:
             where = f" in {qualifier}" if comma and results else ""
-            raise SkillFailed(f"I don't know a place called {name if where else place_name}{where}.")
+            raise SkillFailed(f"I don't know a place called {printable(name if where else place_name)}"
+                              f"{printable(where)}.")  # fmt: skip
         params = {
             "latitude": place["latitude"], "longitude": place["longitude"], "timezone": "auto",
             "current": "temperature_2m,apparent_temperature,weather_code,wind_speed_10m",
