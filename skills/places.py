@@ -5,6 +5,7 @@ The index is built once per process (a few seconds) and shared by every registry
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from functools import lru_cache
 from zoneinfo import ZoneInfo, available_timezones
@@ -63,8 +64,19 @@ REGIONS = {  # spoken regions no city table holds
     "scotland": "Europe/London", "wales": "Europe/London", "siberia": "Asia/Novosibirsk",
     "maui": "Pacific/Honolulu", "kauai": "Pacific/Honolulu", "oahu": "Pacific/Honolulu", "sicily": "Europe/Rome",
     "sardinia": "Europe/Rome", "corsica": "Europe/Paris", "crete": "Europe/Athens", "bali": "Asia/Makassar",
-    "tasmania": "Australia/Hobart",
+    "tasmania": "Australia/Hobart", "central europe": "Europe/Berlin", "western europe": "Europe/Paris",
+    "eastern europe": "Europe/Bucharest",
 }  # fmt: skip
+TIME_ZONES = {  # named by the time kept there: "eastern", "eastern time", "eastern standard time", "est"
+    "eastern": "America/New_York", "central": "America/Chicago", "mountain": "America/Denver",
+    "pacific": "America/Los_Angeles", "atlantic": "America/Halifax", "alaska": "America/Anchorage",
+    "hawaii": "Pacific/Honolulu", "central european": "Europe/Berlin", "eastern european": "Europe/Bucharest",
+    "western european": "Europe/Lisbon", "british": "Europe/London", "greenwich mean": "UTC",
+    "est": "America/New_York", "edt": "America/New_York", "cst": "America/Chicago", "cdt": "America/Chicago",
+    "mst": "America/Denver", "mdt": "America/Denver", "pst": "America/Los_Angeles", "pdt": "America/Los_Angeles",
+    "akst": "America/Anchorage", "hst": "Pacific/Honolulu", "cet": "Europe/Berlin", "bst": "Europe/London",
+}  # fmt: skip
+_ZONE_WORDS = re.compile(r"\s+(?:standard |daylight |summer )?time(?: zone)?$|\s+zone$")
 
 
 CANADA = {"alberta": "01", "british columbia": "02", "manitoba": "03", "new brunswick": "04", "newfoundland": "05",
@@ -154,6 +166,9 @@ def resolve(place: str) -> tuple[str, ZoneInfo]:
         name, key = name[4:], key[4:]
     if key in REGIONS:
         return name, ZoneInfo(REGIONS[key])
+    zone_name = _ZONE_WORDS.sub("", key)
+    if zone_name in TIME_ZONES and (zone_name != key or len(key) <= 4):  # "pacific time", "pst"; not "hawaii" alone
+        return name, ZoneInfo(TIME_ZONES[zone_name])
     if key not in cities and key not in country_codes and not qualifier:  # "lagos nigeria", without the comma
         words = name.split()
         for cut in range(len(words) - 1, 0, -1):

@@ -95,3 +95,12 @@ def test_a_misspelt_number_word_as_people_type_it():
     from skills.spoken import parse_duration
 
     assert parse_duration("fourty minutes") == 2400
+
+
+@pytest.mark.parametrize(("said", "zone"), [
+    ("eastern standard time", "America/New_York"), ("central time zone", "America/Chicago"),
+    ("mountain standard time", "America/Denver"), ("pst", "America/Los_Angeles"), ("alaska time", "America/Anchorage"),
+    ("atlantic time", "America/Halifax"), ("central europe", "Europe/Berlin"), ("British Summer Time", "Europe/London"),
+])  # fmt: skip
+def test_a_time_zone_named_by_its_time(said, zone):
+    assert str(resolve(said)[1]) == zone
