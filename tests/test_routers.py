@@ -47,6 +47,31 @@ def test_the_shipped_router_routes_new_utterances(shipped, text, call):
     assert str(shipped.route(text)) == call
 
 
+AS_PEOPLE_SAY = [  # the clean form, then typed plainly, to another assistant, with a filler, a word short or one more
+    ("What's the weather like in Lisbon today?", ["whats the weather like in lisbon today",
+     "alexa what's the weather like in lisbon today", "um what's the weather like in Lisbon today",
+     "hey google whats the weather like in lisbon"]),
+    ("Set a timer for twelve minutes.", ["set a timer for twelve minutes", "siri set a timer for twelve minutes",
+     "uh set a timer for twelve minutes please", "ok google set a timer for twelve minutes"]),
+    ("Add milk to my shopping list.", ["add milk to my shopping list", "alexa add milk to my shopping list",
+     "um add milk to my shopping list"]),
+    ("What time is it in Tokyo?", ["what time is it in tokyo", "hey siri what time is it in tokyo",
+     "uh what time is it in tokyo right now"]),
+    ("Tell me a joke.", ["tell me a joke", "alexa tell me a joke", "um tell me a joke"]),
+]
+
+
+@pytest.mark.parametrize(("clean", "variants"), AS_PEOPLE_SAY)
+def test_a_request_routes_alike_however_it_is_typed_and_whoever_it_is_said_to(shipped, clean, variants):
+    from skills import calls_equal
+
+    expected = shipped.route(clean)
+    assert expected.name != "other"
+    for text in variants:
+        got = shipped.route(text)
+        assert calls_equal(got, expected) or (got.name == expected.name == "ask"), (text, str(got), str(expected))
+
+
 def test_route_result_reports_tokens_and_time(shipped):
     result = shipped.route_result("Set a timer for 5 minutes.")
     assert str(result.call) == 'timer(duration="5 minutes")'
@@ -127,29 +152,33 @@ def test_the_adapter_is_merged_once_into_a_cached_q8_0_model(shipped):
     assert merged.stat().st_ino == built  # reused, not rebuilt (a build writes a new file and renames it)
 
 
-ENSEMBLE_FIXES = [  # test-split rows the shipped router alone routes wrong, and its ensemble right
-    ("Would you mind reading my notes out loud?", "other()", 'notes(action="list")'),
-    ("Don't forget to like and subscribe.", 'notes(action="add", note="like and subscribe")', "other()"),
-]
+@pytest.fixture(scope="module")
+def ensemble(tmp_path_factory):
+    """An ensemble of three made of the shipped router (its members are copies of it): the consulting mechanics,
+    whose answers must then be the router's own."""
+    folder = tmp_path_factory.mktemp("ensemble") / "router"
+    shutil.copytree(ROUTER_DIR, folder, ignore=shutil.ignore_patterns("checkpoint", "adapter", "members"))
+    for place in ("2", "3"):
+        shutil.copytree(folder, folder / "members" / place, ignore=shutil.ignore_patterns("members"))
+    card = json.loads((folder / "router.json").read_text())
+    (folder / "router.json").write_text(json.dumps({**card, "members": ["members/2", "members/3"]}))
+    return folder
 
 
-def test_the_shipped_ensemble_asks_its_other_routers_only_where_the_skill_is_unclear(shipped):
-    card = json.loads((ROUTER_DIR / "router.json").read_text())
-    assert len(shipped.members) == len(card["members"]) == 2
-    alone = load_router(RouterOptions(threads=2, consult_margin=0), shipped.registry)
-    assert alone.members == []  # not even loaded
-    for text, by_itself, together in ENSEMBLE_FIXES:
-        result = shipped.route_result(text)
-        assert (str(alone.route(text)), str(result.call), result.consulted) == (by_itself, together, 2)
-    clear = shipped.route_result("What's the weather like in Lisbon today?")
+def test_an_ensemble_asks_its_other_routers_only_where_the_skill_is_unclear(shipped, ensemble):
+    together = load_router(RouterOptions(router_dir=ensemble, threads=2), shipped.registry)
+    assert len(together.members) == 2
+    assert load_router(RouterOptions(router_dir=ensemble, threads=2, consult_margin=0),
+                       shipped.registry).members == []  # not even loaded
+    clear = together.route_result("What's the weather like in Lisbon today?")
     assert clear.consulted == 0 and str(clear.call) == 'weather(location="Lisbon")'
-    always = load_router(RouterOptions(threads=2, consult_margin=1e9), shipped.registry)
+    always = load_router(RouterOptions(router_dir=ensemble, threads=2, consult_margin=1e9), shipped.registry)
     assert [always.route_result(text).consulted for text, _ in SHIPPED_CASES] == [2] * len(SHIPPED_CASES)
-    assert [str(always.route(text)) for text, _ in SHIPPED_CASES] == [call for _, call in SHIPPED_CASES]
-    free = load_router(RouterOptions(threads=2, constrain=False, consult_margin=1e9), shipped.registry)
-    text, _, together = ENSEMBLE_FIXES[0]
-    result = free.route_result(text)  # unconstrained decoding asks them about its first token too
-    assert (str(result.call), result.consulted) == (together, 2)
+    assert [str(always.route(text)) for text, _ in SHIPPED_CASES] == [str(shipped.route(t)) for t, _ in SHIPPED_CASES]
+    free = load_router(RouterOptions(router_dir=ensemble, threads=2, constrain=False, consult_margin=1e9),
+                       shipped.registry)  # fmt: skip
+    result = free.route_result("Would you mind reading my notes out loud?")  # unconstrained: asked about it too
+    assert result.consulted == 2 and result.call == shipped.route("Would you mind reading my notes out loud?")
 
 
 def test_the_untuned_base_is_constrained_to_valid_calls():
@@ -169,10 +198,10 @@ def test_unconstrained_output_that_fails_validation_becomes_other(caplog):
     assert result.call == SkillCall("other") and "fell back to other()" in caplog.text
 
 
-def test_corrupt_or_missing_router_files_name_the_file_and_the_fix(tmp_path):
+def test_corrupt_or_missing_router_files_name_the_file_and_the_fix(tmp_path, ensemble):
     registry = load_registry()
     copy = tmp_path / "router"
-    shutil.copytree(ROUTER_DIR, copy, ignore=shutil.ignore_patterns("checkpoint", "adapter"))
+    shutil.copytree(ensemble, copy, ignore=shutil.ignore_patterns("checkpoint", "adapter"))
     (copy / "router.gguf").write_bytes(b"GGUF garbage")
     for merge in (True, False):  # checked before it is merged, or before llama.cpp applies it live
         with pytest.raises(ModelError, match=r"router.gguf.*skillcall train"):
@@ -189,7 +218,7 @@ def test_corrupt_or_missing_router_files_name_the_file_and_the_fix(tmp_path):
         (copy / "router.json").write_text(text)
         with pytest.raises(ModelError, match="router.json is unreadable"):
             load_router(RouterOptions(router_dir=copy), registry)
-    shutil.copy2(ROUTER_DIR / "router.gguf", copy / "router.gguf")
+    shutil.copy2(ensemble / "router.gguf", copy / "router.gguf")
     (copy / "router.json").write_text(json.dumps({**card, "members": ["members/9"]}))
     with pytest.raises(ModelError, match=r"members/9, a router of this ensemble, is missing; train the ensemble again \(`skillcall dataset && skillcall train --out .* --members 2`\), or set .*consult_margin = 0"):
         load_router(RouterOptions(router_dir=copy), registry)  # an ensemble's member that is gone
@@ -198,12 +227,12 @@ def test_corrupt_or_missing_router_files_name_the_file_and_the_fix(tmp_path):
     member_card.write_text(json.dumps({**json.loads(member_card.read_text()), "template": "chatml"}))
     with pytest.raises(ModelError, match=r"members/2 was trained with another template than .*skillcall train --init .* --members 3`, or set"):
         load_router(RouterOptions(router_dir=copy), registry)  # its prompt would not be the one evaluated
-    shutil.copy2(ROUTER_DIR / "members" / "2" / "router.json", member_card)
+    shutil.copy2(ensemble / "members" / "2" / "router.json", member_card)
     (copy / "router.json").write_text(json.dumps({**card, "members": "members/2"}))
     with pytest.raises(ModelError, match=r'"members" is not a list of folders: .*; rebuild .*consult_margin = 0'):
         load_router(RouterOptions(router_dir=copy), registry)
     assert load_router(RouterOptions(router_dir=copy, consult_margin=0), registry).members == []  # as it says
-    shutil.copy2(ROUTER_DIR / "router.json", copy / "router.json")
+    shutil.copy2(ensemble / "router.json", copy / "router.json")
     base = tmp_path / "base.gguf"
     base.write_bytes(resolve_gguf(DEFAULT_BASE).read_bytes()[:1_000_000])  # a truncated download
     for merge in (True, False):  # the base is named, not the router
@@ -231,7 +260,7 @@ def test_changed_examples_and_new_skills_are_warned(tmp_path, caplog, settings):
         load_router(RouterOptions(router_dir=ROUTER_DIR, threads=2), registry, examples_fingerprint="0" * 64)
     assert "example files changed since this router was trained" in caplog.text
     assert "skill greet was added after the router was trained; it has not learnt it" in caplog.text
-    assert f"skillcall train --init {ROUTER_DIR} --members 3`" in caplog.text  # retrains it from itself, whole
+    assert f"skillcall train --init {ROUTER_DIR}`" in caplog.text  # retrains it from itself
 
 
 def _completion(message):
