@@ -31,8 +31,9 @@ _UNITS = {"zero": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six"
           "sixteen": 16, "seventeen": 17, "eighteen": 18, "nineteen": 19}  # fmt: skip
 _TENS = {"twenty": 20, "thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "seventy": 70, "eighty": 80, "ninety": 90}
 _WORDS = {value: word for word, value in {**_UNITS, **_TENS}.items()}
-_NUMBER_WORDS = re.compile(r"(?<![\w'-])(?:(%s)(?:[ -](%s))?|(%s))(?![\w'-])" % (
-    "|".join(_TENS), "|".join(w for w in _UNITS if _UNITS[w] and _UNITS[w] < 10), "|".join(_UNITS)), re.IGNORECASE)
+_TENS_WORDS, _DIGIT_WORDS = "|".join(_TENS), "|".join(w for w, n in _UNITS.items() if 0 < n < 10)
+_NUMBER_WORDS = re.compile(rf"(?<![\w'-])(?:({_TENS_WORDS})(?:[ -]({_DIGIT_WORDS}))?|({'|'.join(_UNITS)}))(?![\w'-])",
+                           re.IGNORECASE)
 _DIGITS = re.compile(r"(?<![\w.,:/'$£€-])\d{1,2}(?!\w|[.,:]\d|[%/'-])")
 _UNIT_AFTER = re.compile(r"\s+(?:seconds?|secs?|minutes?|mins?|hours?|hrs?|days?|weeks?|percent|degrees?|times|"
                          r"plus|minus|divided|over|am|pm|o'clock)\b", re.IGNORECASE)  # fmt: skip

@@ -12,7 +12,6 @@ import json
 import logging
 import math
 import random
-import re
 import shutil
 import time
 from collections.abc import Iterator

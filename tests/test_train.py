@@ -7,7 +7,6 @@ import json
 import math
 import os
 import random
-import re
 import shutil
 
 import pytest
