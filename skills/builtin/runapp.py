@@ -137,9 +137,22 @@ def match(program: str, apps: list[App], min_score: float) -> App | None:
     wanted = _normal(program)
     if not wanted or SHELL_CHARACTERS & set(program):
         return None
-    choices = {(i, alias): alias for i, app in enumerate(apps) for alias in app.aliases}
-    best = process.extractOne(wanted, choices, scorer=fuzz.ratio, score_cutoff=min_score)
+    best = process.extractOne(wanted, _aliases(apps), scorer=fuzz.ratio, score_cutoff=min_score)
     return apps[best[2][0]] if best else None
+
+
+_ALIASES: dict[int, tuple[list[App], dict[tuple[int, str], str]]] = {}
+
+
+def _aliases(apps: list[App]) -> dict[tuple[int, str], str]:
+    """Every alias of the apps, keyed (index, alias): built once per list ``installed_apps`` read, not once per
+    name asked about (the router asks about every span of an utterance)."""
+    cached = _ALIASES.get(id(apps))
+    if cached is None or cached[0] is not apps:
+        cached = (apps, {(i, alias): alias for i, app in enumerate(apps) for alias in app.aliases})
+        _ALIASES.clear()  # the list read last is the one asked about
+        _ALIASES[id(apps)] = cached
+    return cached[1]
 
 
 def resolve(program: str, apps: list[App], min_score: float) -> App:
