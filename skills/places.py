@@ -57,9 +57,7 @@ TERRITORIES = {"HK": "CN", "MO": "CN", "PR": "US", "GU": "US", "VI": "US", "AS":
 """GeoNames gives these their own code; people name the country ("Hong Kong, China")."""
 
 REGIONS = {  # spoken regions no city table holds
-    "east coast": "America/New_York", "eastern time": "America/New_York", "west coast": "America/Los_Angeles",
-    "pacific time": "America/Los_Angeles", "central time": "America/Chicago", "mountain time": "America/Denver",
-    "california": "America/Los_Angeles", "texas": "America/Chicago", "florida": "America/New_York",
+    "east coast": "America/New_York", "west coast": "America/Los_Angeles", "california": "America/Los_Angeles", "texas": "America/Chicago", "florida": "America/New_York",
     "hawaii": "Pacific/Honolulu", "alaska": "America/Anchorage", "midwest": "America/Chicago",
     "scotland": "Europe/London", "wales": "Europe/London", "siberia": "Asia/Novosibirsk",
     "maui": "Pacific/Honolulu", "kauai": "Pacific/Honolulu", "oahu": "Pacific/Honolulu", "sicily": "Europe/Rome",
@@ -67,7 +65,7 @@ REGIONS = {  # spoken regions no city table holds
     "tasmania": "Australia/Hobart", "central europe": "Europe/Berlin", "western europe": "Europe/Paris",
     "eastern europe": "Europe/Bucharest",
 }  # fmt: skip
-TIME_ZONES = {  # named by the time kept there: "eastern", "eastern time", "eastern standard time", "est"
+TIME_ZONES = {  # named by the time kept there, with "time" said: "eastern time", "eastern standard time"; or "est"
     "eastern": "America/New_York", "central": "America/Chicago", "mountain": "America/Denver",
     "pacific": "America/Los_Angeles", "atlantic": "America/Halifax", "alaska": "America/Anchorage",
     "hawaii": "Pacific/Honolulu", "central european": "Europe/Berlin", "eastern european": "Europe/Bucharest",
