@@ -20,18 +20,22 @@ from skills import (
     skill,
 )
 
-BUILTINS = ["ask", "math", "news", "notes", "other", "runapp", "timecheck", "timer", "cancel_timer", "weather"]
+BUILTINS = ["ask", "math", "news", "notes", "other", "runapp", "timecheck", "timer", "cancel_timer", "timer_status",
+            "pause_timer", "resume_timer", "weather"]  # fmt: skip
 
 
-def test_the_ten_builtins_load_with_their_contract_signatures(registry):
+def test_the_thirteen_builtins_load_with_their_contract_signatures(registry):
     assert sorted(registry.names) == sorted(BUILTINS)
     assert not registry.problems
     signatures = {s.name: s.signature for s in registry}
     assert signatures == {
         "weather": "weather(location: str | None = None)",
         "timecheck": "timecheck(location: str | None = None)",
-        "timer": "timer(duration: str)",
-        "cancel_timer": "cancel_timer()",
+        "timer": "timer(duration: str, name: str | None = None)",
+        "cancel_timer": "cancel_timer(name: str | None = None)",
+        "timer_status": "timer_status(name: str | None = None)",
+        "pause_timer": "pause_timer(name: str | None = None)",
+        "resume_timer": "resume_timer(name: str | None = None)",
         "math": "math(question: str)",
         "notes": "notes(action: Literal['add', 'list'], note: str | None = None)",
         "news": "news(topic: str | None = None)",
