@@ -1,6 +1,7 @@
 """skillcall's assistant layer: audio, VAD, transcribers, routers, the daemon, config and the CLI.
 
-Front doors: ``load_config``, ``load_router``, ``load_transcriber``, ``segment``, ``Daemon``. They are imported
+Front doors: ``load_config``, ``load_router``, ``load_transcriber``, ``segment``, ``Daemon``, ``Corrector``,
+``new_skill``. They are imported
 on first use, so ``skillcall --help`` stays instant.
 """
 
@@ -14,6 +15,9 @@ _FRONT_DOORS = {
     "load_transcriber": "transcribe", "Segmenter": "vad", "Utterance": "vad", "VadOptions": "vad",
     "segment": "vad", "Daemon": "daemon", "DaemonOptions": "daemon", "History": "history", "Turn": "history",
     "convert_whisper": "whisper_convert", "ConvertError": "whisper_convert", "AudioError": "audio",
+    "HistoryError": "history", "Corrector": "corrections", "CorrectionError": "corrections",
+    "spoken_correction": "corrections", "new_skill": "scaffold", "NewSkillOptions": "scaffold",
+    "ScaffoldError": "scaffold",
 }  # fmt: skip
 __all__ = sorted(_FRONT_DOORS)
 

@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+from finetune.documents import ChunkOptions
 from finetune.examples import read_example_file
 from finetune.generate import TOOL_NAME, GenerateError, GenerateOptions, generate
 from tests.servers import json_response
@@ -146,3 +147,87 @@ def test_a_file_with_problems_is_not_touched(stub, folder, registry):
     (folder / "weather_examples.txt").write_text(SEED + "User: oops\n")
     with pytest.raises(GenerateError, match="looks like an example"):
         generate(GenerateOptions("weather", base_url=f"{stub.url}/v1"), registry, folder)
+
+
+# -- from documents --------------------------------------------------------------------------------------------
+ASK = """\
+#### Prompt:
+ask(question="[question]") an open question for a chat model.
+
+#### Prompt Examples:
+
+### User: Why is the sky blue?
+### Assistant: ask(question="Why is the sky blue")
+
+#### Examples:
+"""
+
+
+def _questions(*questions, name="add_questions"):
+    return _tool_response(json.dumps({"questions": list(questions)}), name=name)
+
+
+@pytest.fixture
+def docs(tmp_path):
+    folder = tmp_path / "docs"
+    (folder / "garden").mkdir(parents=True)
+    (folder / "garden" / "bees.md").write_text("Bees make honey from nectar. " * 3)  # 87 characters: 2 chunks of 50
+    (folder / "tea.txt").write_text("Green tea steeps at 80 degrees.")  # 1 chunk
+    (folder / "logo.png").write_bytes(b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR")
+    (folder / "empty.txt").write_text("")
+    return folder
+
+
+def test_questions_about_each_chunk_become_rows_and_bad_input_is_reported(stub, tmp_path, docs, registry):
+    (tmp_path / "ask_examples.txt").write_text(ASK)
+    answers = [
+        _questions("How do bees make honey?", "What do bees make honey from?", "Why is the sky blue?", 7),
+        _tool_response("{not json", name="add_questions"),  # a malformed tool call: reported, and the run goes on
+        _questions("At what temperature does green tea steep?", name="add_examples"),
+    ]
+    stub.routes["/v1/chat/completions"] = lambda request: answers.pop(0)
+    done = []
+    options = GenerateOptions("ask", n=3, base_url=f"{stub.url}/v1", model="stub", from_docs=docs,
+                              chunking=ChunkOptions(50, 50))  # fmt: skip
+    result = generate(options, registry, tmp_path, progress=done.append)
+    assert [(e.text, e.call) for e in result.added] == [
+        ("How do bees make honey?", 'ask(question="How do bees make honey")'),
+        ("What do bees make honey from?", 'ask(question="What do bees make honey from")')]  # fmt: skip
+    assert result.chunks == result.requests == 3 and done == [1, 1, 1]
+    assert {(s.path.name, s.reason) for s in result.skipped} == {("logo.png", "not text (binary)"),
+                                                                 ("empty.txt", "empty")}  # fmt: skip
+    reasons = [reason for _, reason in result.rejected]
+    assert "duplicate of an existing example" in reasons and "not a string" in reasons
+    assert any(r.startswith("malformed tool arguments") for r in reasons)
+    assert "called 'add_examples', not add_questions" in reasons
+    first = stub.requests[0].body
+    assert first["tool_choice"]["function"]["name"] == "add_questions"
+    assert "Bees make honey from nectar." in first["messages"][1]["content"]
+    assert "Write 3 questions" in first["messages"][1]["content"]
+    assert "Green tea steeps" in stub.requests[2].body["messages"][1]["content"]
+    example_file, problems = read_example_file(tmp_path / "ask_examples.txt")
+    assert not problems and [e.text for e in example_file.examples] == [e.text for e in result.added]
+
+
+def test_a_file_that_stops_being_text_is_read_up_to_there(stub, tmp_path, registry):
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "mixed.txt").write_bytes(b"Tides follow the moon. " * 400 + b"\xff\xfe broken")  # 9.2 KB, then not UTF-8
+    stub.routes["/v1/chat/completions"] = lambda request: _questions()
+    options = GenerateOptions("ask", n=2, base_url=f"{stub.url}/v1", from_docs=folder,
+                              chunking=ChunkOptions(4096, 4096))  # fmt: skip
+    result = generate(options, registry, tmp_path)
+    assert result.chunks == 2  # the two whole chunks before the bad bytes
+    assert [s.reason for s in result.skipped] == ["not UTF-8 text from here on: the rest skipped after 2 chunk(s) "
+                                                  "of it"]  # fmt: skip
+
+
+def test_an_empty_folder_and_a_skill_a_question_cannot_fill(stub, tmp_path, registry):
+    (tmp_path / "empty").mkdir()
+    options = GenerateOptions("ask", base_url=f"{stub.url}/v1", from_docs=tmp_path / "empty")
+    result = generate(options, registry, tmp_path)
+    assert result.added == [] and result.chunks == 0 and stub.requests == []
+    for skill in ("weather", "notes"):  # no required text argument; two required arguments
+        with pytest.raises(GenerateError, match=rf"one required text argument of a skill like ask\(question: str\); "
+                                                rf"{skill}\(.*\) is not such a skill"):  # fmt: skip
+            generate(GenerateOptions(skill, base_url=f"{stub.url}/v1", from_docs=tmp_path), registry, tmp_path)
