@@ -5,9 +5,14 @@
 - ``openai-whisper`` (the ``openai-whisper`` extra): a checkpoint path, e.g. one made by ``skillcall
   convert-whisper`` from the bundled model, or a model name whose weights are already on disk.
 
-Both get the assistant's context as an ``initial_prompt`` (example commands, configurable) and suppress Whisper's
-hallucinations on silence and noise: no conditioning on previous text, the no-speech/log-prob rule, and known
-silence phrases dropped.
+Both get the assistant's context as an ``initial_prompt`` (example commands, configurable), and both follow one
+rule for what Whisper invents on silence, tones and noise, whatever path the audio took (``listen`` from the
+microphone or a file, ``transcribe``):
+
+1. Whisper hears only what the VAD calls speech. The daemon's segmenter cuts its stream into ``Utterance``s; any
+   other audio is cut by the same segmenter first (``Transcriber.transcribe``). No speech: nothing is transcribed.
+2. Each segment Whisper writes is dropped when it judged it silence (the no-speech/log-prob rule), when it repeats
+   itself (compression ratio, "Ahhhhhhhh…"), or when it is only phrases Whisper invents on silence ("you you").
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from finetune.base import ModelError
 
 from .audio import mono_float
+from .vad import Utterance, VadOptions, segment
 
 logger = logging.getLogger(__name__)
 
@@ -61,9 +67,11 @@ class TranscriberOptions(BaseModel):
                                                                    "'' or None for none.")
     no_speech_threshold: float = Field(0.6, description="With a low log-prob, above this a segment is silence.")
     log_prob_threshold: float = Field(-1.0, description="Average log-prob below which a segment is doubtful.")
+    compression_ratio_threshold: float = Field(2.4, gt=0, description="A segment whose text compresses better "
+                                               "than this (a repetition, 'Ahhhh…') is dropped.")  # fmt: skip
     drop_phrases: list[str] = Field(default_factory=lambda: list(HALLUCINATIONS),
-                                    description="Transcripts that are only one of these are dropped (Whisper's "
-                                                "known inventions on silence).")  # fmt: skip
+                                    description="Segments that are only these, once or repeated, are dropped "
+                                                "(Whisper's known inventions on silence).")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -81,60 +89,116 @@ def _normal(text: str) -> str:
     return " ".join(re.sub(r"[^\w\s'♪.]", " ", text.casefold()).split()).strip(". ")
 
 
+@dataclass(frozen=True)
+class _Segment:
+    """What the rule reads of a segment Whisper wrote, from either backend."""
+
+    text: str
+    no_speech_prob: float
+    avg_logprob: float
+    compression_ratio: float
+
+
+FILE_CHUNK_S = 30.0
+"""Whisper's window: utterances found in audio that is not already cut are transcribed together up to this long."""
+
+
 class Transcriber:
     """The interface: ``transcribe(audio) -> Transcript``."""
 
     options: TranscriberOptions
+    vad: VadOptions
 
-    def transcribe(self, audio: np.ndarray) -> Transcript:
-        audio = mono_float(audio)
+    def _setup(self, options: TranscriberOptions, vad: VadOptions | None) -> None:
+        self.options = options
+        self.vad = vad or VadOptions()
+        phrases = sorted({_normal(p) for p in options.drop_phrases} - {""}, key=len, reverse=True)
+        self._phrases = re.compile(rf"(?:(?:{'|'.join(map(re.escape, phrases))})\s*)+") if phrases else None
+
+    def transcribe(self, audio: np.ndarray | Utterance) -> Transcript:
+        """Speech -> text by the one rule (the module's doc). An ``Utterance`` is speech the VAD found (the
+        daemon's); any other audio, float32 16 kHz mono of any length, is first cut into utterances by the same VAD,
+        and those within ``FILE_CHUNK_S`` of each other are transcribed together. When nothing is left, ``text`` is
+        "" and ``dropped`` says why."""
         started = time.perf_counter()
-        if audio.size < SAMPLE_RATE // 10:
-            return Transcript("", self.options.language, 0.0, audio.size / SAMPLE_RATE, "too short")
-        text, language, dropped = self._transcribe(np.clip(audio, -1.0, 1.0))
-        text = " ".join(text.split())
-        if not dropped and not text:
-            dropped = "Whisper wrote no words"
-        elif not dropped and _normal(text) in {_normal(p) for p in self.options.drop_phrases}:
-            dropped = f"a phrase Whisper invents on silence: {text!r}"
+        if isinstance(audio, Utterance):
+            pieces = [mono_float(audio.audio)]
+            audio_s = len(pieces[0]) / SAMPLE_RATE
+        else:
+            audio = np.clip(mono_float(audio), -1.0, 1.0)
+            audio_s = audio.size / SAMPLE_RATE
+            if audio.size < SAMPLE_RATE // 10:
+                return Transcript("", self.options.language, 0.0, audio_s, "too short")
+            pieces = self._speech(audio)
+            if not pieces:
+                logger.info("transcript dropped: no speech found")
+                return Transcript("", self.options.language, time.perf_counter() - started, audio_s,
+                                  "the VAD heard none")  # fmt: skip
+        texts, reasons, language = [], [], None
+        for piece in pieces:
+            if piece.size < SAMPLE_RATE // 10:
+                reasons.append("too short")
+                continue
+            segments, heard_language = self._transcribe(np.clip(piece, -1.0, 1.0))
+            for found in segments:
+                reason = self._invented(found)
+                if reason:
+                    reasons.append(reason)
+                elif found.text.strip():
+                    texts.append(found.text)
+                    language = language or heard_language
+        text = " ".join(" ".join(texts).split())
+        dropped = None if text else (reasons[0] if reasons else "Whisper wrote no words")
         if dropped:
             logger.info("transcript dropped: %s", dropped)
-            text = ""
-        return Transcript(text, language, time.perf_counter() - started, audio.size / SAMPLE_RATE, dropped)
+        return Transcript(text, language or self.options.language, time.perf_counter() - started, audio_s, dropped)
 
-    def _transcribe(self, audio: np.ndarray) -> tuple[str, str | None, str | None]:
+    def _speech(self, audio: np.ndarray) -> list[np.ndarray]:
+        """The stretches of ``audio`` the VAD calls speech, neighbours joined up to ``FILE_CHUNK_S``."""
+        cut = self.vad.model_copy(update={"max_utterance_s": max(self.vad.max_utterance_s, FILE_CHUNK_S)})
+        spans: list[list[float]] = []
+        for utterance in segment([audio], cut):
+            if spans and utterance.end_s - spans[-1][0] <= FILE_CHUNK_S:
+                spans[-1][1] = utterance.end_s
+            else:
+                spans.append([utterance.start_s, utterance.end_s])
+        return [audio[round(a * SAMPLE_RATE) : round(b * SAMPLE_RATE)] for a, b in spans]
+
+    def _invented(self, found: _Segment) -> str | None:
+        """Why a segment is one Whisper invented, or None."""
+        options = self.options
+        if found.no_speech_prob > options.no_speech_threshold and found.avg_logprob < options.log_prob_threshold:
+            return f"Whisper judged it silence (p={found.no_speech_prob:.2f}, log-prob {found.avg_logprob:.2f})"
+        said = " ".join(found.text.split())
+        if found.compression_ratio > options.compression_ratio_threshold:
+            return f"Whisper repeated itself (compression ratio {found.compression_ratio:.1f}): {said[:40]!r}"
+        if said and self._phrases is not None and self._phrases.fullmatch(_normal(said)):
+            return f"a phrase Whisper invents on silence: {said[:40]!r}"
+        return None
+
+    def _transcribe(self, audio: np.ndarray) -> tuple[list[_Segment], str | None]:
         raise NotImplementedError
 
 
-def _kept(segments: list[Any], options: TranscriberOptions) -> tuple[list[str], str | None]:
-    kept, dropped = [], None
-    for segment in segments:
-        if segment.no_speech_prob > options.no_speech_threshold and segment.avg_logprob < options.log_prob_threshold:
-            dropped = f"Whisper judged it silence (p={segment.no_speech_prob:.2f}, log-prob {segment.avg_logprob:.2f})"
-            continue
-        kept.append(segment.text)
-    return kept, (dropped if not kept else None)
-
-
 class FasterWhisperTranscriber(Transcriber):
-    def __init__(self, options: TranscriberOptions) -> None:
-        self.options = options
+    def __init__(self, options: TranscriberOptions, vad: VadOptions | None = None) -> None:
+        self._setup(options, vad)
         self.model = _faster_whisper_model(_model_dir(options.model), options.compute_type, options.threads)
 
-    def _transcribe(self, audio: np.ndarray) -> tuple[str, str | None, str | None]:
+    def _transcribe(self, audio: np.ndarray) -> tuple[list[_Segment], str | None]:
         segments, info = self.model.transcribe(
             audio, language=self.options.language, beam_size=self.options.beam_size, temperature=0.0,
             initial_prompt=self.options.initial_prompt or None, condition_on_previous_text=False, vad_filter=False,
             without_timestamps=True, no_speech_threshold=self.options.no_speech_threshold,
             log_prob_threshold=self.options.log_prob_threshold,
+            compression_ratio_threshold=self.options.compression_ratio_threshold,
         )  # fmt: skip
-        kept, dropped = _kept(list(segments), self.options)
-        return "".join(kept), info.language, dropped
+        return [_Segment(s.text, s.no_speech_prob, s.avg_logprob, s.compression_ratio) for s in segments], info.language
 
 
 class OpenAIWhisperTranscriber(Transcriber):
-    def __init__(self, options: TranscriberOptions) -> None:
-        self.options = options
+    def __init__(self, options: TranscriberOptions, vad: VadOptions | None = None) -> None:
+        self._setup(options, vad)
         try:
             import whisper
         except ImportError as exc:
@@ -149,23 +213,16 @@ class OpenAIWhisperTranscriber(Transcriber):
             raise ModelError(f"openai-whisper cannot load {options.model!r} ({exc}); convert the bundled model with "
                              "`skillcall convert-whisper`") from None  # fmt: skip
 
-    def _transcribe(self, audio: np.ndarray) -> tuple[str, str | None, str | None]:
+    def _transcribe(self, audio: np.ndarray) -> tuple[list[_Segment], str | None]:
         result = self.model.transcribe(
             audio, language=self.options.language, beam_size=self.options.beam_size if self.options.beam_size > 1
             else None, temperature=0.0, initial_prompt=self.options.initial_prompt or None,
             condition_on_previous_text=False, no_speech_threshold=self.options.no_speech_threshold,
             logprob_threshold=self.options.log_prob_threshold, without_timestamps=True, fp16=False,
+            compression_ratio_threshold=self.options.compression_ratio_threshold,
         )  # fmt: skip
-        segments = [_Segment(s["text"], s["no_speech_prob"], s["avg_logprob"]) for s in result["segments"]]
-        kept, dropped = _kept(segments, self.options)
-        return "".join(kept), result.get("language"), dropped
-
-
-@dataclass(frozen=True)
-class _Segment:
-    text: str
-    no_speech_prob: float
-    avg_logprob: float
+        return [_Segment(s["text"], s["no_speech_prob"], s["avg_logprob"], s["compression_ratio"])
+                for s in result["segments"]], result.get("language")  # fmt: skip
 
 
 def _pypi_base() -> Path:
@@ -226,9 +283,10 @@ def _faster_whisper_model(path: str, compute_type: str, threads: int) -> Any:
         raise ModelError(f"faster-whisper cannot load {path} ({exc})") from None
 
 
-def load_transcriber(options: TranscriberOptions | None = None) -> Transcriber:
-    """The front door: the configured Whisper, loaded once (cached) and kept warm."""
+def load_transcriber(options: TranscriberOptions | None = None, vad: VadOptions | None = None) -> Transcriber:
+    """The front door: the configured Whisper, loaded once (cached) and kept warm. ``vad`` is how audio that is
+    not already an ``Utterance`` is cut into speech (the daemon's ``[daemon.vad]``, so both paths hear alike)."""
     options = options or TranscriberOptions()
     if options.backend == "openai-whisper":
-        return OpenAIWhisperTranscriber(options)
-    return FasterWhisperTranscriber(options)
+        return OpenAIWhisperTranscriber(options, vad)
+    return FasterWhisperTranscriber(options, vad)

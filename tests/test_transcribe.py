@@ -7,7 +7,7 @@ import pytest
 
 from assistant.transcribe import TranscriberOptions, load_transcriber
 from finetune.base import ModelError
-from tests.speech import speak
+from tests.speech import join, speak, write_wav
 
 
 @pytest.fixture(scope="module")
@@ -35,16 +35,58 @@ def test_speech_becomes_text(transcriber, folder, said, words):
     assert transcript.language == "en" and transcript.seconds > 0 and transcript.dropped is None
 
 
+NO_SPEECH = "the VAD heard none"
+
+
+def _square(seconds: float, hz: float = 440.0) -> np.ndarray:
+    """A 440 Hz square wave clipped at full scale."""
+    t = np.arange(int(seconds * 16000)) / 16000
+    return np.clip(1.5 * np.sign(np.sin(2 * np.pi * hz * t)), -1, 1).astype(np.float32)
+
+
 @pytest.mark.parametrize(
     ("audio", "reason"),
-    [(np.zeros(16000 * 2, dtype=np.float32), "Whisper wrote no words"),
-     (np.random.default_rng(0).normal(0, 0.01, 32000), "Whisper wrote no words"),
-     (np.zeros(800, dtype=np.float32), "too short"), (np.full(16000, np.nan, dtype=np.float32), "Whisper wrote no words")],
+    [(np.zeros(16000 * 2, dtype=np.float32), NO_SPEECH), (np.random.default_rng(0).normal(0, 0.01, 32000), NO_SPEECH),
+     (np.zeros(800, dtype=np.float32), "too short"), (np.full(16000, np.nan, dtype=np.float32), NO_SPEECH)],
 )  # fmt: skip
 def test_silence_noise_and_garbage_give_no_text(transcriber, audio, reason):
     transcript = transcriber.transcribe(audio.astype(np.float32))
     assert transcript.text == ""
     assert transcript.dropped == reason
+
+
+def test_files_of_silence_and_of_a_tone_are_no_speech_by_the_vad_whisper_never_runs(transcriber, tmp_path):
+    from assistant.audio import read_audio
+
+    silence = write_wav(tmp_path / "silence.wav", np.zeros(16000 * 90, np.float32))  # Whisper: "you you you"
+    square = write_wav(tmp_path / "square.wav", _square(5))  # Whisper: "Ahhhhhhhh…"
+    for path in (silence, square):
+        transcript = transcriber.transcribe(read_audio(path))
+        assert (transcript.text, transcript.dropped) == ("", NO_SPEECH)
+        assert transcript.seconds < 5  # the VAD alone: Whisper takes a second or more a window
+
+
+def test_speech_between_long_silences_is_found_and_only_it_transcribed(transcriber, folder):
+    said = join([speak("What is the weather in Berlin?", folder), speak("Set a timer for five minutes.", folder)],
+                pause_s=40, lead_s=45)  # two of Whisper's 30-second windows apart  # fmt: skip
+    transcript = transcriber.transcribe(said)
+    assert _words(transcript.text) == _words("What is the weather in Berlin? Set a timer for five minutes.")
+    assert transcript.dropped is None and transcript.audio_s == pytest.approx(len(said) / 16000)
+
+
+def test_an_utterance_is_not_gated_again_and_whisper_s_inventions_in_it_are_dropped_segment_by_segment(
+        transcriber, folder):  # fmt: skip
+    from assistant.vad import Utterance
+
+    def heard(audio):  # as if a VAD (webrtc hears tones as speech) had passed it on
+        return transcriber.transcribe(Utterance(audio, 0.0, len(audio) / 16000, len(audio) / 16000))
+
+    tone = heard(_square(5))
+    assert tone.text == "" and tone.dropped.startswith("Whisper repeated itself (compression ratio")
+    silence = heard(np.zeros(16000 * 60, np.float32))  # two windows, each " you"
+    assert silence.text == "" and silence.dropped.startswith("a phrase Whisper invents on silence: ")
+    speech = heard(speak("Set a timer for five minutes.", folder))
+    assert {"timer", "five"} <= set(_words(speech.text)) and speech.dropped is None
 
 
 def test_integer_or_stereo_audio_is_an_audio_error_not_noise(transcriber, folder):
