@@ -3,11 +3,22 @@
 It imports neither ``finetune`` nor ``assistant``.
 """
 
-from .calls import MAX_CALL_CHARS, SkillCall, calls_equal, normalize_value, span_positions
+from .calls import (
+    MAX_CALL_CHARS,
+    MAX_CALLS,
+    SEPARATOR,
+    CallSequence,
+    SkillCall,
+    calls_equal,
+    normalize_value,
+    sequences_equal,
+    span_positions,
+)
 from .errors import CallError, SkillcallError, SkillDefinitionError, SkillFailed, printable
 from .registry import (
     BUILTIN_DIR,
     LoadProblem,
+    Outcome,
     Parameter,
     Registry,
     Skill,
@@ -20,9 +31,13 @@ from .settings import SkillSettings, UserPath
 
 __all__ = [
     "BUILTIN_DIR",
+    "MAX_CALLS",
     "MAX_CALL_CHARS",
+    "SEPARATOR",
     "CallError",
+    "CallSequence",
     "LoadProblem",
+    "Outcome",
     "Parameter",
     "Registry",
     "Skill",
@@ -38,6 +53,7 @@ __all__ = [
     "load_registry",
     "normalize_value",
     "printable",
+    "sequences_equal",
     "skill",
     "span_positions",
 ]

@@ -15,6 +15,11 @@ from .errors import CallError, printable
 MAX_CALL_CHARS = 4096
 """Longest call string the parser accepts; a router's token bound keeps real calls far below it."""
 
+MAX_CALLS = 3
+"""Most calls one utterance routes to (DESIGN: several requests in one breath, in the order said)."""
+SEPARATOR = "; "
+"""What joins the calls of a sequence in the canonical form."""
+
 _JSON_NAMES = {"true": True, "false": False, "null": None}
 
 
@@ -32,6 +37,38 @@ class SkillCall:
     def __str__(self) -> str:
         args = ", ".join(f"{key}={format_value(value)}" for key, value in self.arguments.items())
         return f"{self.name}({args})"
+
+
+class CallSequence(tuple[SkillCall, ...]):
+    """The calls of one utterance, in the order said; ``str()`` joins them with ``SEPARATOR``
+    (``timer(duration="ten minutes"); weather(location="Paris")``). One call is a sequence of one."""
+
+    def __str__(self) -> str:
+        return SEPARATOR.join(map(str, self))
+
+    def __repr__(self) -> str:
+        return f"CallSequence({list(self)!r})"
+
+
+def split_calls(text: str | bytes) -> list[str]:
+    """The calls of a sequence as written, each still to be read by ``read_call``: ``a(); b()`` -> ``["a()",
+    "b()"]``. A ``;`` inside a string is not a separator. Raises ``CallError`` for text that is no sequence."""
+    if isinstance(text, bytes):
+        text = read_call_text(text)
+    if not isinstance(text, str) or ";" not in text:
+        return [text]
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            tree = ast.parse(text.strip(), mode="exec")
+    except (SyntaxError, ValueError, RecursionError, MemoryError, OverflowError):
+        return [text]  # read_call says what is wrong with it
+    if len(text) > (MAX_CALLS + 1) * MAX_CALL_CHARS:
+        raise CallError(f"the calls are {len(text)} characters long; the limit is {MAX_CALL_CHARS} each")
+    parts = [ast.get_source_segment(text.strip(), node) for node in tree.body]
+    if not parts or any(part is None for part in parts):
+        raise CallError(f"not a call: {_preview(text)}; write calls like weather(location=\"Oslo\"); timer(...)")
+    return parts  # type: ignore[return-value]
 
 
 def format_value(value: Any) -> str:
@@ -56,13 +93,17 @@ class RawCall:
     keywords: dict[str, Any]
 
 
+def read_call_text(data: bytes) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise CallError(f"the call is not valid UTF-8 (bad byte at position {exc.start}); send text") from None
+
+
 def read_call(text: str | bytes) -> RawCall:
     """Parse ``name(arg=literal, ...)`` syntax. Raises ``CallError`` for anything else, never another error."""
     if isinstance(text, bytes):
-        try:
-            text = text.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise CallError(f"the call is not valid UTF-8 (bad byte at position {exc.start}); send text") from None
+        text = read_call_text(text)
     if not isinstance(text, str):
         raise CallError(f"a call must be text, not {type(text).__name__}")
     text = text.strip()
@@ -213,6 +254,11 @@ def span_positions(text: str, value: str, closed: bool = True) -> list[int]:
             found.append(at)
         at = text.find(value, at + 1)
     return found
+
+
+def sequences_equal(a: tuple[SkillCall, ...], b: tuple[SkillCall, ...]) -> bool:
+    """DESIGN's equality of sequences: as long, and equal call by call."""
+    return len(a) == len(b) and all(calls_equal(x, y) for x, y in zip(a, b, strict=True))
 
 
 def calls_equal(a: SkillCall, b: SkillCall) -> bool:

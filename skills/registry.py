@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import enum
 import hashlib
 import importlib.util
 import inspect
@@ -20,7 +21,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 
-from .calls import SkillCall, check_literal, check_written, read_call
+from .calls import MAX_CALLS, CallSequence, SkillCall, check_literal, check_written, read_call, split_calls
 from .errors import CallError, SkillDefinitionError, SkillFailed, printable
 from .settings import SkillSettings
 
@@ -75,6 +76,9 @@ class Skill:
     timeout_s: float | None = None
     source: str = ""
     warm: Callable[[], Any] | None = None
+    in_process: bool = False
+    """Runs in the caller's process (``@skill(in_process=True)``), not a worker: given up on at its limit, not
+    stopped."""
 
     @property
     def signature(self) -> str:
@@ -105,6 +109,7 @@ def skill(
     not_spans: tuple[str, ...] = (),
     warm: Callable[[], Any] | None = None,
     values: dict[str, Callable[[str, SkillContext], bool]] | None = None,
+    in_process: bool = False,
 ) -> Any:
     """Mark a function as a skill: ``@skill`` or ``@skill(risky=True, not_spans=("query",))``.
 
@@ -115,6 +120,11 @@ def skill(
     ``values`` maps a text parameter copied from the utterance to a function ``(value, context) -> bool`` that says
     whether the skill can act on a value here (runapp: an installed app answers to the name); the router then
     copies only such spans, and where the utterance has none it does not call the skill (``router.known_values``).
+
+    A skill from a file runs in a worker process, which is killed at the skill's time limit (``timeout_s``, else
+    the settings'), whatever the skill is doing then. ``in_process=True`` runs it in the caller's process (the
+    daemon's), in a thread, for a skill whose state must live there between calls (timers, which fire later and
+    are cancelled by another call); such a skill is given up on at its limit but cannot be stopped.
     """
 
     if timeout_s is not None and (isinstance(timeout_s, bool) or not isinstance(timeout_s, (int, float))
@@ -128,7 +138,7 @@ def skill(
 
     def mark(fn: Callable[..., Any]) -> Callable[..., Any]:
         fn.__skill__ = _build_skill(fn, risky=risky, timeout_s=timeout_s, not_spans=not_spans,  # type: ignore[attr-defined]
-                                    warm=warm, values=values or {})
+                                    warm=warm, values=values or {}, in_process=bool(in_process))
         return fn
 
     return mark(function) if function is not None else mark
@@ -136,7 +146,8 @@ def skill(
 
 def _build_skill(fn: Callable[..., Any], *, risky: bool, timeout_s: float | None, not_spans: tuple[str, ...],
                  warm: Callable[[], Any] | None = None,
-                 values: dict[str, Callable[[str, SkillContext], bool]] | None = None) -> Skill:
+                 values: dict[str, Callable[[str, SkillContext], bool]] | None = None,
+                 in_process: bool = False) -> Skill:
     name = fn.__name__
     if not name.isidentifier() or name.startswith("_"):
         raise SkillDefinitionError(f"skill name {name!r} must be a public Python identifier")
@@ -191,6 +202,7 @@ def _build_skill(fn: Callable[..., Any], *, risky: bool, timeout_s: float | None
         timeout_s=timeout_s,
         source=getattr(fn, "__module__", ""),
         warm=warm,
+        in_process=in_process,
     )
 
 
@@ -205,23 +217,61 @@ class LoadProblem:
         return f"{self.path}: {self.message}"
 
 
+class Outcome(enum.Enum):
+    """What happened to a dispatched call."""
+
+    DONE = "done"
+    """The skill returned its reply."""
+    INVALID = "invalid"
+    """The call does not fit a loaded skill; nothing ran."""
+    FAILED = "failed"
+    """The skill refused (``SkillFailed``), raised, or its worker process died."""
+    TIMED_OUT = "timed out"
+    """The skill ran past its time limit: its worker was killed (an in-process skill is left to finish)."""
+    BUSY = "busy"
+    """An in-process skill is still running from an earlier call that timed out; nothing ran."""
+
+
 @dataclass(frozen=True)
 class SkillResult:
-    """What a dispatch produced: the reply text, whether the skill succeeded, and how long it took."""
+    """What a dispatch produced: the reply text, whether the skill succeeded, how long it took, and what
+    happened (``outcome``; DONE exactly when ``ok``)."""
 
     call: SkillCall
     ok: bool
     text: str
     seconds: float = 0.0
+    outcome: Outcome | None = None
+
+    def __post_init__(self) -> None:
+        if self.outcome is None:
+            object.__setattr__(self, "outcome", Outcome.DONE if self.ok else Outcome.FAILED)
+
+
+def run_skill(found: Skill, kwargs: dict[str, Any]) -> tuple[Outcome, str]:
+    """Call a skill's function here and now: its reply, or its exception as the one line a user gets."""
+    try:
+        value = found.function(**kwargs)
+        return Outcome.DONE, "" if value is None else str(value)
+    except SkillFailed as exc:
+        return Outcome.FAILED, str(exc)
+    except BaseException as exc:  # noqa: BLE001 - isolation is the point (sys.exit() in a skill included)
+        logger.debug("skill %s raised", found.name, exc_info=exc)  # where, for the skill's author (-v)
+        return Outcome.FAILED, f"{found.name} failed: {type(exc).__name__}: {exc}"
 
 
 class Registry:
     """The loaded skills. ``parse`` and ``validate`` turn text into a ``SkillCall``; ``dispatch`` runs one."""
 
-    def __init__(self, context: SkillContext | None = None) -> None:
+    def __init__(self, context: SkillContext | None = None, *, isolate: bool = True) -> None:
+        """``isolate``: run skills loaded from files in worker processes (``skills.worker``), unless declared
+        ``in_process``. Skills added by hand (``add``) always run in this process."""
         self.context = context or SkillContext()
         self.skills: dict[str, Skill] = {}
         self.problems: list[LoadProblem] = []
+        self.isolate = isolate
+        self._files: dict[str, tuple[str, str]] = {}  # the skill files loaded, in order: as each skill's ``source``
+        # names it -> (its absolute path, a hash of its text): what a worker loads
         self._overdue: dict[str, threading.Thread] = {}  # skills still running after dispatch gave up on them
 
     # -- loading -----------------------------------------------------------------------------------------------
@@ -246,6 +296,7 @@ class Registry:
                 raise ImportError("not a Python file")
             module = importlib.util.module_from_spec(spec)
             sys.modules[module_name] = module
+            text_hash = hashlib.sha1(path.read_bytes()).hexdigest()
             spec.loader.exec_module(module)
         except BaseException as exc:  # a user file may do anything on import, even sys.exit()
             sys.modules.pop(module_name, None)
@@ -255,6 +306,7 @@ class Registry:
             logger.warning("%s: %s", path, message)
             self.problems.append(LoadProblem(path, message))
             return []
+        self._files[str(path)] = (str(path.absolute()), text_hash)
         added = []
         for value in vars(module).values():  # functions only: another object's __getattr__ may do anything
             found = value.__dict__.get("__skill__") if inspect.isfunction(value) else None
@@ -281,10 +333,15 @@ class Registry:
         return added
 
     def warm(self) -> None:
-        """Run each skill's ``warm`` (``@skill(warm=...)``), one after the other; the daemon calls this in a
-        background thread at start. A failure is logged, never raised: the skill's first call tries again."""
+        """Run each skill's ``warm`` (``@skill(warm=...)``), one after the other, where the skill runs: the worker
+        pool is started and each worker warms its skills in the background. The daemon calls this in a background
+        thread at start. A failure is logged, never raised: the skill's first call tries again."""
+        if any(self._in_worker(entry) for entry in self.skills.values()):
+            from . import worker
+
+            worker.warm(self._file_key())
         for entry in list(self.skills.values()):
-            if entry.warm is not None:
+            if entry.warm is not None and not self._in_worker(entry):
                 try:
                     entry.warm()
                 except Exception as exc:  # a skill's own code: anything can go wrong
@@ -329,6 +386,20 @@ class Registry:
             arguments[key] = value
         return self.validate(found.name, arguments)
 
+    def parse_calls(self, text: str | bytes, limit: int = MAX_CALLS) -> CallSequence:
+        """Parse and validate a sequence of calls joined by ``; `` (DESIGN), at most ``limit`` of them; one call is
+        a sequence of one. ``CallError`` names the call that is wrong."""
+        parts = split_calls(text)
+        if len(parts) > limit:
+            raise CallError(f"{len(parts)} calls in one sequence; the limit is {limit}")
+        calls = []
+        for number, part in enumerate(parts, 1):
+            try:
+                calls.append(self.parse(part))
+            except CallError as exc:
+                raise CallError(f"call {number} of {len(parts)}: {exc}" if len(parts) > 1 else str(exc)) from None
+        return CallSequence(calls)
+
     def validate(self, name: str, arguments: dict[str, Any]) -> SkillCall:
         """Check arguments against the skill's typed signature and return the canonical call, one that ``parse``
         reads back from ``str(call)`` (the literal check ``parse`` makes, and the written length)."""
@@ -358,47 +429,56 @@ class Registry:
         return check_written(SkillCall(found.name, canonical))
 
     def dispatch(self, call: SkillCall, timeout_s: float | None = None) -> SkillResult:
-        """Run a call: validated again, bounded in time, its exceptions turned into a failed ``SkillResult``."""
+        """Run a call: validated again, bounded in time, its exceptions turned into a failed ``SkillResult``.
+
+        A skill from a file runs in a worker process that is killed if it runs past the limit (``timeout_s``, else
+        the skill's own, else the settings'); an ``in_process`` skill, or one added by hand, runs here in a thread.
+        """
         start = time.perf_counter()
 
-        def failed(text: str) -> SkillResult:  # one printable line, whatever the skill put in its message
-            return SkillResult(call, False, printable(text), time.perf_counter() - start)
+        def result(outcome: Outcome, text: str) -> SkillResult:  # a failure is one printable line, whatever it said
+            ok = outcome is Outcome.DONE
+            return SkillResult(call, ok, text if ok else printable(text), time.perf_counter() - start, outcome)
 
         try:
             call = self.validate(call.name, dict(call.arguments))
             found = self.get(call.name)
         except CallError as exc:
-            return failed(str(exc))
+            return result(Outcome.INVALID, str(exc))
+        limit = timeout_s or found.timeout_s or self.context.settings.timeout_s
+        if self._in_worker(found):
+            from . import worker
+
+            return result(*worker.run(self, self._file_key(), found.name, dict(call.arguments), limit))
         kwargs = dict(call.arguments)
         if found.context_parameter:
             kwargs[found.context_parameter] = self.context
-        limit = timeout_s or found.timeout_s or self.context.settings.timeout_s
+        return result(*self._run_here(found, kwargs, limit))
+
+    def _in_worker(self, found: Skill) -> bool:
+        from . import worker
+
+        return self.isolate and worker.SUPPORTED and not found.in_process and found.source in self._files
+
+    def _file_key(self) -> tuple[tuple[str, str], ...]:
+        return tuple(self._files.values())
+
+    def _run_here(self, found: Skill, kwargs: dict[str, Any], limit: float) -> tuple[Outcome, str]:
+        """Run a skill in a thread of this process and wait up to ``limit`` s; past it, leave it running."""
         overdue = self._overdue.get(found.name)
         if overdue is not None and overdue.is_alive():  # not a second one alongside (an app opened twice)
-            return failed(f"{found.name} is still busy with the last request; try again when it has finished")
-        box: dict[str, Any] = {}
-
-        def run() -> None:
-            try:
-                box["value"] = found.function(**kwargs)
-            except BaseException as exc:  # noqa: BLE001 - isolation is the point
-                box["error"] = exc
-
-        worker = threading.Thread(target=run, name=f"skill-{found.name}", daemon=True)
-        worker.start()
-        worker.join(limit)
-        if worker.is_alive():
+            return Outcome.BUSY, f"{found.name} is still busy with the last request; try again when it has finished"
+        box: list[tuple[Outcome, str]] = []
+        thread = threading.Thread(target=lambda: box.append(run_skill(found, kwargs)), name=f"skill-{found.name}",
+                                  daemon=True)  # fmt: skip
+        thread.start()
+        thread.join(limit)
+        if thread.is_alive():
             logger.error("skill %s still running after %.3g s; left in the background", found.name, limit)
-            self._overdue[found.name] = worker
-            return failed(f"{found.name} did not finish within {limit:g} s; it may still finish in the background")
-        if "error" in box:
-            exc = box["error"]
-            if isinstance(exc, SkillFailed):
-                return failed(str(exc))
-            logger.debug("skill %s raised", found.name, exc_info=exc)  # where, for the skill's author (-v)
-            return failed(f"{found.name} failed: {type(exc).__name__}: {exc}")
-        value = box.get("value")
-        return SkillResult(call, True, "" if value is None else str(value), time.perf_counter() - start)
+            self._overdue[found.name] = thread
+            return Outcome.TIMED_OUT, (f"{found.name} did not finish within {limit:g} s; it may still finish in the "
+                                       "background")  # fmt: skip
+        return box[0]
 
 
 def _explain(found: Skill, exc: ValidationError) -> str:

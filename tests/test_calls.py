@@ -279,3 +279,21 @@ def test_span_positions_only_at_whole_words(text, value, closed, starts):
     from skills import span_positions
 
     assert span_positions(text, value, closed) == starts
+
+
+def test_a_sequence_of_calls_parses_in_order_and_writes_back_joined(registry):
+    text = 'timer(duration="ten minutes");weather(location="Paris") ;  notes(action="add", note="bread; milk")'
+    calls = registry.parse_calls(text)
+    assert [c.name for c in calls] == ["timer", "weather", "notes"]
+    assert str(calls) == 'timer(duration="ten minutes"); weather(location="Paris"); notes(action="add", ' \
+                         'note="bread; milk")'  # a ";" in a string is text
+    assert registry.parse_calls(str(calls)) == calls
+    assert registry.parse_calls("other()") == (SkillCall("other"),)  # one call: a sequence of one
+    with pytest.raises(CallError, match="4 calls in one sequence; the limit is 3"):
+        registry.parse_calls("other(); other(); other(); other()")
+    assert len(registry.parse_calls("other(); other(); other(); other()", limit=4)) == 4
+    with pytest.raises(CallError, match=r"^call 2 of 2: unknown skill 'wether'"):
+        registry.parse_calls('weather(); wether(location="x")')
+    for bad in ("weather(); import os", "weather(); x = 1", "weather(); (weather())"[:-1], "weather() weather()"):
+        with pytest.raises(CallError):
+            registry.parse_calls(bad)

@@ -11,6 +11,7 @@ import pytest
 
 from skills import (
     CallError,
+    Outcome,
     Registry,
     SkillCall,
     SkillContext,
@@ -242,7 +243,7 @@ def test_dispatch_isolates_a_skill_that_raises(caplog):
 
     with caplog.at_level(logging.WARNING):
         result = _registry_with(explode).dispatch(SkillCall("explode"))
-    assert not result.ok
+    assert not result.ok and result.outcome is Outcome.FAILED
     assert result.text == "explode failed: ZeroDivisionError: boom"
     assert not any(r.exc_info for r in caplog.records)  # no traceback on the console unless asked for (-v)
     with caplog.at_level(logging.DEBUG):
@@ -266,8 +267,10 @@ def test_dispatch_gives_up_on_a_skill_that_hangs_and_runs_no_second_one_alongsid
     result = registry.dispatch(SkillCall("hang"))
     assert time.monotonic() - start < 3
     assert not result.ok and "did not finish within 0.5 s; it may still finish in the background" in result.text
+    assert result.outcome is Outcome.TIMED_OUT  # added by hand, so run in this process: given up on, not stopped
     again = registry.dispatch(SkillCall("hang"))
     assert not again.ok and "still busy with the last request" in again.text and len(runs) == 1
+    assert again.outcome is Outcome.BUSY
     release.set()
     time.sleep(0.2)
     assert registry.dispatch(SkillCall("hang")).text == "done" and len(runs) == 2
@@ -275,7 +278,7 @@ def test_dispatch_gives_up_on_a_skill_that_hangs_and_runs_no_second_one_alongsid
 
 def test_dispatch_validates_calls_built_by_hand(registry):
     result = registry.dispatch(SkillCall("weather", {"location": 3}))
-    assert not result.ok and "location must be text" in result.text
+    assert not result.ok and "location must be text" in result.text and result.outcome is Outcome.INVALID
     result = registry.dispatch(SkillCall("nope"))
     assert not result.ok and "unknown skill" in result.text
 

@@ -74,7 +74,7 @@ _lock = threading.RLock()
 _running: list[_Timer] = []  # in the order they were set
 
 
-@skill
+@skill(in_process=True)  # timers live in the daemon: they fire later, and later calls find them
 def timer(duration: str, context: SkillContext, name: str | None = None) -> str:
     """Start a countdown timer for a spoken duration ("5 minutes", "an hour and a half"), optionally named."""
     seconds = parse_duration(duration)
@@ -93,7 +93,7 @@ def timer(duration: str, context: SkillContext, name: str | None = None) -> str:
     return f"{countdown.called[0].upper()}{countdown.called[1:]} set for {said}." if label else f"Timer set for {said}."
 
 
-@skill
+@skill(in_process=True)
 def cancel_timer(name: str | None = None) -> str:
     """Cancel a running timer, by its name or its length; without one, every running timer."""
     with _lock:
@@ -106,7 +106,7 @@ def cancel_timer(name: str | None = None) -> str:
     return f"Cancelled {len(chosen)} timers: {_and([t.short for t in chosen])}."
 
 
-@skill
+@skill(in_process=True)
 def timer_status(name: str | None = None) -> str:
     """Say how long is left on a running timer, or on each."""
     with _lock:
@@ -115,7 +115,7 @@ def timer_status(name: str | None = None) -> str:
     return f"{said[0].upper()}{said[1:]}."
 
 
-@skill
+@skill(in_process=True)
 def pause_timer(name: str | None = None) -> str:
     """Pause a running timer, by its name or its length; without one, every running timer."""
     with _lock:
@@ -130,7 +130,7 @@ def pause_timer(name: str | None = None) -> str:
     return f"Paused {_and(said)}."
 
 
-@skill
+@skill(in_process=True)
 def resume_timer(name: str | None = None) -> str:
     """Resume a paused timer, by its name or its length; without one, every paused timer."""
     with _lock:
@@ -152,7 +152,7 @@ def _choose(name: str | None, doing: str) -> list[_Timer]:
     if not name or not _label(name):
         return list(_running)
     label = _label(name).casefold()
-    found = [t for t in _running if t.name and t.name.casefold() == label]
+    found = [t for t in _running if t.name and _same(t.name, label)]
     if not found:
         try:
             seconds = parse_duration(name)
@@ -166,6 +166,11 @@ def _choose(name: str | None, doing: str) -> list[_Timer]:
         raise SkillFailed(f"{len(found)} timers match '{printable(label)}' ({_and([_left(t) for t in found])}); I "
                           f"did not {doing} any: say which by its length, or say all timers.")  # fmt: skip
     return found
+
+
+def _same(name: str, label: str) -> bool:
+    """Whether a timer's name is the label said, in any case, one or many: "eggs" is the "egg timer"."""
+    return name.casefold().removesuffix("s") == label.removesuffix("s")
 
 
 def _label(name: str) -> str:
