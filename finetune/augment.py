@@ -11,7 +11,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from skills import Registry, SkillcallError, span_positions
+from skills import MAX_CALLS, SEPARATOR, Registry, SkillcallError, span_positions
 
 OTHER_PEOPLE = ("Mom", "Dad", "Mum", "honey", "babe", "guys", "kids", "Grandpa", "Grandma", "sweetheart",
                 "darling")  # fmt: skip
@@ -141,25 +141,28 @@ def _words(number: int) -> str:
 
 
 def _rewritten(row: dict, change: Callable[[str], str], registry: Registry) -> dict:
-    """The row with ``change`` applied to its text and to every text argument of its call alike; the row itself
+    """The row with ``change`` applied to its text and to every text argument of its calls alike; the row itself
     when that changes nothing, or when a span would no longer be the words said."""
     text = change(row["text"])
     if text == row["text"] or not text.strip():
         return row
     try:
-        call = registry.parse(row["call"])
-        skill = registry.get(call.name)
-        arguments = {k: change(v) if isinstance(v, str) else v for k, v in call.arguments.items()}
-        spans = [arguments[p.name] for p in skill.parameters if p.span and isinstance(arguments.get(p.name), str)]
-        if not all(value and span_positions(text, value) for value in spans):
-            return row
-        return {**row, "text": text, "call": str(registry.validate(call.name, arguments))}
+        written = []
+        for call in registry.parse_calls(row["call"], limit=MAX_CALLS + 1):
+            skill = registry.get(call.name)
+            arguments = {k: change(v) if isinstance(v, str) else v for k, v in call.arguments.items()}
+            spans = [arguments[p.name] for p in skill.parameters if p.span and isinstance(arguments.get(p.name), str)]
+            if not all(value and span_positions(text, value) for value in spans):
+                return row
+            written.append(str(registry.validate(call.name, arguments)))
+        return {**row, "text": text, "call": SEPARATOR.join(written)}
     except SkillcallError:
         return row
 
 
 def _text_values(call: str, registry: Registry) -> list[str]:
     try:
-        return [v for v in registry.parse(call).arguments.values() if isinstance(v, str)]
+        calls = registry.parse_calls(call, limit=MAX_CALLS + 1)
     except SkillcallError:
         return []
+    return [v for one in calls for v in one.arguments.values() if isinstance(v, str)]

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from skills import Registry, SkillcallError
 
+from .compound import compose
 from .examples import ExampleSet, load_examples, utterance_key, write_atomic
 
 SPLITS = ("train", "validation", "test")
@@ -34,6 +35,9 @@ class DatasetOptions:
     """Share of each skill's rows in validation."""
     test: float = 0.1
     """Share of each skill's rows in test."""
+    compound: float = 0.2
+    """Rows of several requests in one breath added to each split, as a share of its rows, composed from that
+    split's own rows (``finetune.compound``); 0 for none."""
 
 
 @dataclass
@@ -55,12 +59,16 @@ def split_rows(example_set: ExampleSet, options: DatasetOptions) -> tuple[dict[s
     by_skill: dict[str, list[dict]] = {}
     seen: set[str] = set()
     removed = 0
+    corrected: list[dict] = []
     for skill, example in example_set.rows():
         key = utterance_key(example.text)
         if key in seen:
             removed += 1
             continue
         seen.add(key)
+        if example.corrected:  # what a user corrected is learnt, never held out
+            corrected.append({"text": example.text, "call": example.call, "skill": skill})
+            continue
         by_skill.setdefault(skill, []).append({"text": example.text, "call": example.call, "skill": skill})
     splits: dict[str, list[dict]] = {name: [] for name in SPLITS}
     counts: dict[str, dict[str, int]] = {}
@@ -75,6 +83,14 @@ def split_rows(example_set: ExampleSet, options: DatasetOptions) -> tuple[dict[s
         for name in SPLITS:
             splits[name] += parts[name]
         counts[skill] = {name: len(parts[name]) for name in SPLITS}
+    for row in corrected:
+        splits["train"].append(row)
+        counts.setdefault(row["skill"], dict.fromkeys(SPLITS, 0))["train"] += 1
+    if options.compound and example_set.registry is not None:
+        for name in SPLITS:
+            four = 0.03 if name == "train" else 0.0  # only training hears a fourth request (a sequence keeps three)
+            splits[name] += compose(splits[name], options.compound, options.seed, name, example_set.registry,
+                                    four=four)  # fmt: skip
     for name in SPLITS:
         random.Random(f"{options.seed}:{name}").shuffle(splits[name])
     return splits, DatasetResult({}, counts, removed, example_set.fingerprint())
@@ -90,7 +106,8 @@ def build_dataset(example_set: ExampleSet, options: DatasetOptions) -> DatasetRe
     """The front door: split and write the three files atomically."""
     splits, result = split_rows(example_set, options)
     card = {"examples_fingerprint": result.fingerprint, "seed": options.seed, "counts": result.counts,
-            "removed": result.removed}  # fmt: skip
+            "removed": result.removed, "compound": options.compound,
+            "compound_rows": {name: sum(r["skill"] == "compound" for r in rows) for name, rows in splits.items()}}
     try:
         for name, rows in splits.items():
             text = "".join(json.dumps(row, ensure_ascii=False, sort_keys=True) + "\n" for row in rows)
@@ -104,8 +121,9 @@ def build_dataset(example_set: ExampleSet, options: DatasetOptions) -> DatasetRe
 def router_test_split(example_dirs: list[Path], registry: Registry, card: dict | None = None) -> list[dict]:
     """The test rows of the dataset a router was trained on: the examples in ``example_dirs`` split with the seed
     its card records (``dataset.seed``; 0 for a card without one), as ``skillcall eval`` and the benchmarks read them."""
-    seed = ((card or {}).get("dataset") or {}).get("seed") or 0
-    return split_rows(load_examples(example_dirs, registry), DatasetOptions(seed=seed))[0]["test"]
+    dataset = (card or {}).get("dataset") or {}
+    options = DatasetOptions(seed=dataset.get("seed") or 0, compound=dataset.get("compound", 0.0))
+    return split_rows(load_examples(example_dirs, registry), options)[0]["test"]
 
 
 def read_jsonl(path: Path, required: tuple[str, ...] = ("text",)) -> list[dict]:

@@ -1,4 +1,6 @@
-"""Evaluation of any object with a ``route(text) -> SkillCall`` method on ``{"text", "call"}`` rows."""
+"""Evaluation of any object with a ``route(text)`` method (a call, or a sequence of calls) on ``{"text", "call"}``
+rows, whose calls may be sequences (``a(); b()``): compared whole, and reported for single and compound rows
+apart."""
 
 from __future__ import annotations
 
@@ -10,11 +12,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from skills import CallError, Registry, SkillCall, calls_equal
+from skills import MAX_CALLS, CallError, CallSequence, Registry, SkillCall, sequences_equal
 
 
 class Routes(Protocol):
-    def route(self, text: str) -> SkillCall: ...
+    def route(self, text: str) -> SkillCall | tuple[SkillCall, ...]: ...
 
 
 @dataclass
@@ -55,6 +57,10 @@ class EvalReport:
     per_skill: dict[str, Counter] = field(default_factory=lambda: defaultdict(Counter))
     confusion: dict[str, Counter] = field(default_factory=lambda: defaultdict(Counter))
     misses: list[Miss] = field(default_factory=list)
+    compound: Counter = field(default_factory=Counter)
+    """Rows whose call is a sequence of several: "rows", "exact", "skill" (the right skills in order)."""
+    split: int = 0
+    """Single-call rows routed to several calls (one request taken for two)."""
 
     @property
     def exact_accuracy(self) -> float:
@@ -86,35 +92,47 @@ class EvalReport:
             "latency_mean_ms": round(1000 * statistics.fmean(self.latencies), 1) if self.latencies else 0.0,
             "per_skill": {skill: {"rows": c["rows"], "exact": c["exact"], "skill": c["skill"]}
                           for skill, c in sorted(self.per_skill.items())},
+            "single": self.single_summary(),
+            "compound": {"rows": self.compound["rows"], "exact": self.compound["exact"],
+                         "skill": self.compound["skill"]},
         }  # fmt: skip
+
+    def single_summary(self) -> dict[str, Any]:
+        """The rows of one call: how many, routed exactly, and how many were split into several calls."""
+        rows = self.rows - self.compound["rows"]
+        return {"rows": rows, "exact": self.exact - self.compound["exact"], "split": self.split}
 
 
 def evaluate(router: Routes, rows: list[dict], registry: Registry) -> EvalReport:
     """The front door: route every row's text, compare with its call (DESIGN's equality), time each routing."""
     report = EvalReport()
-    calls = []
+    expected_calls = []
     for number, row in enumerate(rows, 1):  # every call checked before any routing: a bad row costs no wait
         try:
-            calls.append(registry.parse(row["call"]))
+            expected_calls.append(registry.parse_calls(row["call"]))
         except CallError as exc:
             raise CallError(f"evaluation row {number} ({row['text']!r}) has an invalid call: {exc}") from None
-    for row, expected in zip(rows, calls, strict=True):
+    for row, expected in zip(rows, expected_calls, strict=True):
         started = time.perf_counter()
-        got = router.route(row["text"])
+        routed = router.route(row["text"])
         report.latencies.append(time.perf_counter() - started)
+        got = CallSequence([routed] if isinstance(routed, SkillCall) else routed[:MAX_CALLS])
         report.rows += 1
-        stats = report.per_skill[expected.name]
-        stats["rows"] += 1
-        report.confusion[expected.name][got.name] += 1
-        if got.name == expected.name:
-            report.skill_right += 1
-            stats["skill"] += 1
-        if calls_equal(got, expected):
-            report.exact += 1
-            stats["exact"] += 1
-            if got.name == expected.name:
-                report.arguments_right += 1
+        same_skills = [c.name for c in got] == [c.name for c in expected]
+        exact = sequences_equal(got, expected)
+        if len(expected) > 1:  # compound rows: the sequence whole, apart from the per-skill table
+            report.compound.update(rows=1, exact=exact, skill=same_skills)
         else:
+            stats = report.per_skill[expected[0].name]
+            stats["rows"] += 1
+            report.confusion[expected[0].name]["+".join(c.name for c in got)] += 1
+            report.split += len(got) > 1
+            stats["skill"] += same_skills
+            stats["exact"] += exact
+        report.skill_right += same_skills
+        report.exact += exact
+        report.arguments_right += exact and same_skills
+        if not exact:
             report.misses.append(Miss(row["text"], str(expected), str(got)))
     return report
 

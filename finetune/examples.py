@@ -18,6 +18,7 @@ weather(location="[location]") get the current weather at a location.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -34,6 +35,9 @@ from skills import BUILTIN_DIR, CallError, Registry, SkillcallError, span_positi
 EXAMPLES_DIR = Path(__file__).resolve().parent.parent / "examples"
 SUFFIX = "_examples.txt"
 PROMPT, PROMPT_EXAMPLES, EXAMPLES = "#### Prompt:", "#### Prompt Examples:", "#### Examples:"
+CORRECTIONS = "#### Corrections:"
+"""An optional last section: rows a user corrected (``skillcall correct``), always trained on, never held out."""
+_SECTIONS = (PROMPT, PROMPT_EXAMPLES, EXAMPLES, CORRECTIONS)
 USER, ASSISTANT = "### User: ", "### Assistant: "
 _LOOKS_LIKE_EXAMPLE = re.compile(r"^\W*(user|assistant|human|bot)\s*:", re.IGNORECASE)
 
@@ -57,6 +61,8 @@ class Example:
     text: str
     call: str
     line: int = 0
+    corrected: bool = False
+    """A correction (the file's ``#### Corrections:``): in the training split whatever its words."""
 
 
 @dataclass
@@ -66,10 +72,11 @@ class ExampleFile:
     prompt_examples: list[Example] = field(default_factory=list)
     examples: list[Example] = field(default_factory=list)
     path: Path | None = None
+    corrections: list[Example] = field(default_factory=list)
 
     @property
     def rows(self) -> list[Example]:
-        return self.prompt_examples + self.examples
+        return self.prompt_examples + self.examples + self.corrections
 
     def render(self) -> str:
         """The file's text in the canonical layout; ``read_example_file`` of it gives the same content back."""
@@ -77,6 +84,9 @@ class ExampleFile:
         parts += [f"\n{USER}{e.text}\n{ASSISTANT}{e.call}\n" for e in self.prompt_examples]
         parts.append(f"\n{EXAMPLES}\n")
         parts += [f"\n{USER}{e.text}\n{ASSISTANT}{e.call}\n" for e in self.examples]
+        if self.corrections:
+            parts.append(f"\n{CORRECTIONS}\n")
+            parts += [f"\n{USER}{e.text}\n{ASSISTANT}{e.call}\n" for e in self.corrections]
         return "".join(parts)
 
 
@@ -101,13 +111,15 @@ def read_example_file(path: Path) -> tuple[ExampleFile, list[ExampleFileError]]:
     lines = text.split("\n")  # not splitlines(): U+2028 and friends can be inside an utterance
     for number, line in enumerate(lines, 1):
         stripped = line.strip()
-        if stripped in (PROMPT, PROMPT_EXAMPLES, EXAMPLES):
+        if stripped in _SECTIONS:
             if pending:
                 problems.append(ExampleFileError(path, pending[1], "'### User:' has no '### Assistant:' line after it"))
                 pending = None
-            if stripped == PROMPT and section is not None or stripped != PROMPT and section is None:
+            if stripped == PROMPT and section is not None or stripped != PROMPT and section is None or (
+                    section == CORRECTIONS and stripped != CORRECTIONS):  # fmt: skip
                 problems.append(ExampleFileError(path, number, f"section '{stripped}' is out of order; the order is "
-                                                 f"'{PROMPT}', '{PROMPT_EXAMPLES}', '{EXAMPLES}'"))  # fmt: skip
+                                                 f"'{PROMPT}', '{PROMPT_EXAMPLES}', '{EXAMPLES}' (and "
+                                                 f"'{CORRECTIONS}' last)"))  # fmt: skip
             section = stripped
             continue
         if not stripped:
@@ -121,7 +133,7 @@ def read_example_file(path: Path) -> tuple[ExampleFile, list[ExampleFileError]]:
                 pending = None
             else:
                 pending = (utterance, number)
-            if section not in (PROMPT_EXAMPLES, EXAMPLES):
+            if section not in (PROMPT_EXAMPLES, EXAMPLES, CORRECTIONS):
                 problems.append(ExampleFileError(path, number, f"example outside '{PROMPT_EXAMPLES}'/'{EXAMPLES}'"))
             continue
         if line.startswith(ASSISTANT) or line.rstrip() == ASSISTANT.rstrip():
@@ -134,6 +146,8 @@ def read_example_file(path: Path) -> tuple[ExampleFile, list[ExampleFileError]]:
                 result.prompt_examples.append(example)
             elif section == EXAMPLES:
                 result.examples.append(example)
+            elif section == CORRECTIONS:
+                result.corrections.append(dataclasses.replace(example, corrected=True))
             continue
         if section == PROMPT and not result.prompt:
             result.prompt = stripped
@@ -209,6 +223,8 @@ class ExampleSet:
 
     files: dict[str, ExampleFile]
     problems: list[ExampleFileError]
+    registry: Registry | None = None
+    """The registry the rows were checked against (what composes rows of several calls)."""
 
     def counts(self) -> dict[str, int]:
         return {skill: len(f.rows) for skill, f in self.files.items()}
@@ -283,7 +299,7 @@ def read_examples(folders: Iterable[Path], registry: Registry) -> ExampleSet:
                                                  f"(first: {files[example_file.skill].path}); merge them"))  # fmt: skip
                 continue
             files[example_file.skill] = example_file
-    return ExampleSet(dict(sorted(files.items())), problems)
+    return ExampleSet(dict(sorted(files.items())), problems, registry)
 
 
 def problem_summary(problems: list[ExampleFileError]) -> str:

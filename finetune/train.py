@@ -719,7 +719,8 @@ def _train_one(options: TrainOptions, registry: Registry, members: list[str] | N
         "examples_fingerprint": dataset_card.get("examples_fingerprint"),
         "dataset": {"train_rows": len(train_rows), "validation_rows": len(eval_set),
                     "validation_in_training": in_sample,
-                    "train_sha256": setup["data"], "seed": dataset_card.get("seed")},  # fmt: skip
+                    "train_sha256": setup["data"], "seed": dataset_card.get("seed"),
+                    "compound": dataset_card.get("compound", 0.0)},  # fmt: skip
         "span_starts": span_starts(train_rows, registry),
         "skill_words": skill_words(train_rows),
         "addressing": {"wake": options.wake, "share": options.address_share, "filler_share": options.filler_share,

@@ -37,11 +37,11 @@ def rows(tmp_path_factory, registry):
 
 
 def assert_spans_are_words_said(row, registry):
-    call = registry.parse(row["call"])  # still a valid call ...
-    for parameter in registry.get(call.name).parameters:
-        value = call.arguments.get(parameter.name)
-        if parameter.span and isinstance(value, str):
-            assert span_positions(row["text"], value), (row, value)  # ... whose spans are still the words said
+    for call in registry.parse_calls(row["call"], limit=4):  # still valid calls ...
+        for parameter in registry.get(call.name).parameters:
+            value = call.arguments.get(parameter.name)
+            if parameter.span and isinstance(value, str):
+                assert span_positions(row["text"], value), (row, value)  # ... whose spans are still the words said
 
 
 def test_addressed_rows_keep_their_spans_and_go_to_other_only_when_said_to_someone_else(rows, registry):
@@ -101,7 +101,7 @@ def test_a_plainly_typed_row_is_lower_case_without_punctuation_and_its_spans_cha
     for row, new in changed:
         assert new["text"] == new["text"].lower() and not re.search(r"[?!,;\"]", new["text"]), new
         assert_spans_are_words_said(new, registry)
-        assert registry.parse(new["call"]).name == registry.parse(row["call"]).name
+        assert [c.name for c in registry.parse_calls(new["call"], limit=4)] == [c.name for c in registry.parse_calls(row["call"], limit=4)]
     plain = {row["text"]: new for row, new in changed}
     row = {"text": "What's the weather in St. Louis, Missouri?", "call": 'weather(location="St. Louis, Missouri")'}
     new = plainly(row, 1.0, random.Random(0), registry)

@@ -16,11 +16,16 @@ def example_set(registry):
     return load_examples([EXAMPLES_DIR], registry)
 
 
-def test_splits_are_stratified_and_disjoint(example_set, tmp_path):
+def test_splits_are_stratified_and_disjoint(example_set, registry, tmp_path):
     result = build_dataset(example_set, DatasetOptions(tmp_path))
     rows = {name: read_jsonl(path, ("text", "call", "skill")) for name, path in result.paths.items()}
-    total = sum(len(r) for r in rows.values())
+    compound = {name: [r for r in part if r["skill"] == "compound"] for name, part in rows.items()}
+    total = sum(len(r) for r in rows.values()) - sum(len(r) for r in compound.values())
     assert total == sum(example_set.counts().values())
+    for name, part in compound.items():  # several requests in one breath, a tenth of each split, in its words
+        assert 0.9 * 0.1 * (len(rows[name]) - len(part)) <= len(part) <= 0.1 * len(rows[name])
+        assert all(len(registry.parse_calls(r["call"], limit=4)) >= 1 for r in part)
+        assert sum(";" in r["call"] for r in part) > 0.6 * len(part)  # the rest: a request and a remark
     for skill, count in example_set.counts().items():
         split = result.counts[skill]
         assert split["test"] == round(count * 0.1) and split["validation"] == round(count * 0.1)
@@ -33,7 +38,7 @@ def test_splits_are_stratified_and_disjoint(example_set, tmp_path):
 def test_a_router_is_tested_on_the_split_of_its_own_seed(example_set, registry, tmp_path):
     written = build_dataset(example_set, DatasetOptions(tmp_path, seed=7))
     test = read_jsonl(written.paths["test"], ("text", "call"))
-    rows = router_test_split([EXAMPLES_DIR], registry, {"dataset": {"seed": 7}})
+    rows = router_test_split([EXAMPLES_DIR], registry, {"dataset": {"seed": 7, "compound": 0.1}})
     assert [(r["text"], r["call"]) for r in rows] == [(r["text"], r["call"]) for r in test]
     assert router_test_split([EXAMPLES_DIR], registry, {}) != rows  # a card without a seed: seed 0's split
     assert router_test_split([EXAMPLES_DIR], registry, None) == router_test_split([EXAMPLES_DIR], registry, {})
@@ -100,3 +105,20 @@ def test_read_jsonl_names_the_bad_line(tmp_path):
     assert read_jsonl(path) == [{"text": "a", "extra": 1}]
     path.write_text("\ufeff" + json.dumps({"text": "a\u2028b"}, ensure_ascii=False) + "\r\n")  # a Windows editor
     assert read_jsonl(path) == [{"text": "a\u2028b"}]
+
+
+def test_corrected_rows_are_always_trained_on(registry, tmp_path):
+    folder = tmp_path / "examples"
+    folder.mkdir()
+    rows = "".join(f"\n### User: weather in city number {i}\n### Assistant: weather(location=\"city number {i}\")\n"
+                   for i in range(40))  # fmt: skip
+    fixes = "".join(f"\n### User: how warm is town {i}\n### Assistant: weather(location=\"town {i}\")\n"
+                    for i in range(30))  # fmt: skip
+    (folder / "weather_examples.txt").write_text(f"#### Prompt:\nweather\n\n#### Prompt Examples:\n\n#### Examples:\n"
+                                                 f"{rows}\n#### Corrections:\n{fixes}")  # fmt: skip
+    example_set = load_examples([folder], registry)
+    assert not [p for p in example_set.problems if p.kind == "invalid"]
+    result = build_dataset(example_set, DatasetOptions(tmp_path / "data", compound=0))
+    splits = {name: [r["text"] for r in read_jsonl(path)] for name, path in result.paths.items()}
+    assert all(f"how warm is town {i}" in splits["train"] for i in range(30))  # none held out
+    assert result.counts["weather"] == {"train": 30 + 32, "validation": 4, "test": 4}

@@ -60,3 +60,24 @@ def test_the_accuracy_interval_is_wilsons():
     wide, narrow = wilson_interval(48, 50), wilson_interval(960, 1000)
     assert narrow[1] - narrow[0] < wide[1] - wide[0]  # more rows, a tighter interval
     assert wilson_interval(0, 0) == (0.0, 0.0)
+
+
+def test_sequences_are_compared_whole_and_reported_apart_from_single_rows(registry):
+    timer, paris = SkillCall("timer", {"duration": "ten minutes"}), SkillCall("weather", {"location": "Paris"})
+    rows = [*ROWS[:2], {"text": "a timer and Paris", "call": f"{timer}; {paris}"},
+            {"text": "Paris and a timer", "call": f"{paris}; {timer}"},
+            {"text": "bread and milk", "call": 'notes(action="add", note="bread and milk")'}]  # fmt: skip
+    router = TableRouter({
+        "weather in Oslo": SkillCall("weather", {"location": "Oslo"}),
+        "weather in Rome": (SkillCall("weather", {"location": "Rome"}), timer),  # one request taken for two
+        "a timer and Paris": (timer, SkillCall("weather", {"location": "paris"})),  # equal call by call
+        "Paris and a timer": (timer, paris),  # the right calls in the wrong order
+        "bread and milk": SkillCall("notes", {"action": "add", "note": "bread and milk"}),
+    })  # fmt: skip
+    report = evaluate(router, rows, registry)
+    assert (report.rows, report.exact, report.skill_right) == (5, 3, 3)
+    assert report.single_summary() == {"rows": 3, "exact": 2, "split": 1}
+    assert dict(report.compound) == {"rows": 2, "exact": 1, "skill": 1}
+    assert report.confusion["weather"]["weather+timer"] == 1
+    assert report.summary()["compound"] == {"rows": 2, "exact": 1, "skill": 1}
+    assert [m.got for m in report.misses] == [f'weather(location="Rome"); {timer}', f"{timer}; {paris}"]
