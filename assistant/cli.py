@@ -79,18 +79,29 @@ def skills_command(as_json: Annotated[bool, typer.Option("--json", help="One JSO
 def call_command(
     call: Annotated[str, typer.Argument(help='A skill call, e.g. \'math(question="nine times nine")\'.')],
 ) -> None:
-    """Parse, validate and run one skill call; print its reply. Exit 1 on an invalid call or a failed skill."""
+    """Parse, validate and run a skill call (or up to three joined by "; "); print the replies. Exit 1 on an invalid
+    call or a failed skill."""
     try:
         registry = _registry(_config())
-        parsed = registry.parse(call)
+        parsed = registry.parse_calls(call)
     except SkillcallError as exc:
         raise _fail(str(exc)) from None
+    _run_calls(registry, parsed)
+
+
+def _run_calls(registry, calls) -> None:
+    """Run the calls in the order said, printing each reply; a timer set keeps the process until it fires. Exit 1
+    once they have all run when one failed (a failed call does not stop the next)."""
     before = _timers()
-    result = registry.dispatch(parsed)
-    if not result.ok:
-        raise _fail(result.text)
-    if result.text:
-        typer.echo(result.text)
+    failures = []
+    for call in calls:
+        result = registry.dispatch(call)
+        if not result.ok:
+            failures.append(result.text)
+        elif result.text:
+            typer.echo(result.text)
+    if failures:
+        raise _fail("; ".join(failures))
     _wait_for_timers(before)
 
 
@@ -159,14 +170,24 @@ def examples_check() -> None:
 def dataset_command(
     out: Annotated[Path, typer.Option(help="Folder for train/validation/test.jsonl.")] = Path("data"),
     seed: Annotated[int, typer.Option(help="Shuffle seed; the same seed gives byte-identical files.")] = 0,
+    fmt: Annotated[Literal["jsonl", "alpaca", "chatml", "function-calls"],
+                   typer.Option("--format", help="jsonl: what `skillcall train` reads; alpaca, chatml or "
+                                "function-calls: the same splits for other trainers, written to "
+                                "OUT/FORMAT/.")] = "jsonl",
+    skill_list: Annotated[Literal["none", "names", "full"],
+                          typer.Option(help="Other formats: skills listed after the instruction (none: as the "
+                                       "router is trained).")] = "none",
 ) -> None:
     """Example files -> train/validation/test JSONL (80/10/10 per skill), deterministic for a seed."""
     from finetune.dataset import DatasetOptions, build_dataset
     from finetune.examples import load_examples
+    from finetune.formats import FormatOptions, export_dataset
 
     try:
         config = _config()
-        result = build_dataset(load_examples(config.example_dirs(), _registry(config)), DatasetOptions(out, seed))
+        example_set = load_examples(config.example_dirs(), _registry(config))
+        result = build_dataset(example_set, DatasetOptions(out, seed)) if fmt == "jsonl" else \
+            export_dataset(example_set, DatasetOptions(out / fmt, seed), FormatOptions(fmt, skill_list))
     except SkillcallError as exc:
         raise _fail(str(exc)) from None
     width = max(map(len, result.counts), default=5)
@@ -183,33 +204,57 @@ def dataset_command(
 @app.command("generate")
 def generate_command(
     skill: Annotated[str, typer.Option("--skill", help="Skill to write examples for.")],
-    n: Annotated[int, typer.Option("-n", min=1, help="How many new valid rows to append.")] = 20,
+    n: Annotated[int | None, typer.Option("-n", min=1, help="How many new valid rows to append (20); with "
+                                          "--from-docs, the questions asked for per chunk (5).")] = None,
     model: Annotated[str, typer.Option(help="Chat model name.")] = "gpt-4o-mini",
     base_url: Annotated[str | None, typer.Option(help="OpenAI-compatible base URL (default: OpenAI).")] = None,
     batch_size: Annotated[int, typer.Option(min=1, max=50, help="Rows asked for per request.")] = 10,
+    from_docs: Annotated[Path | None, typer.Option("--from-docs", help="A folder of text documents: questions "
+                                                   "each chunk answers become rows (e.g. --skill ask).")] = None,
+    chunk_size: Annotated[int, typer.Option(min=1, help="--from-docs: characters per chunk.")] = 512,
+    step_size: Annotated[int, typer.Option(min=1, help="--from-docs: characters from one chunk's start to the "
+                                           "next's (less than --chunk-size overlaps them).")] = 512,
+    max_file_mb: Annotated[float, typer.Option(min=0, help="--from-docs: larger files are skipped.")] = 10.0,
 ) -> None:
-    """Ask a chat model (function calling) for new examples of a skill; append the valid, new ones."""
+    """Ask a chat model (function calling) for new examples of a skill, or for questions about your documents
+    (--from-docs); append the valid, new ones."""
     from tqdm import tqdm
 
+    from finetune.documents import ChunkOptions, estimate_chunks, find_documents
     from finetune.examples import read_examples
     from finetune.generate import GenerateOptions, generate
 
-    options = GenerateOptions(skill=skill, n=n, model=model, base_url=base_url, batch_size=batch_size)
+    wanted = n or (5 if from_docs else 20)
     try:
+        chunking = ChunkOptions(chunk_size, step_size, max_file_mb)
+        options = GenerateOptions(skill=skill, n=wanted, model=model, base_url=base_url, batch_size=batch_size,
+                                  from_docs=from_docs, chunking=chunking)  # fmt: skip
         config = _config()
         registry = _registry(config)
         folder = _examples_folder(config, registry, skill)
         others = [e.text for name, e in read_examples(config.example_dirs(), registry).rows() if name != skill]
-        with tqdm(total=n, unit="row", desc=f"generate {skill}") as bar:
+        if from_docs is not None:
+            documents, passed_over = find_documents(from_docs, chunking)
+            if not documents:
+                for skipped in passed_over:
+                    typer.echo(f"skipped {skipped}", err=True)
+                raise _fail(f"no text files under {from_docs}; --from-docs reads UTF-8 text files (.txt, .md, ...)")
+            bar = tqdm(total=estimate_chunks(documents, chunking), unit="chunk", desc=f"{skill} from documents")
+        else:
+            bar = tqdm(total=wanted, unit="row", desc=f"generate {skill}")
+        with bar:
             result = generate(options, registry, folder, progress=bar.update, others=others)
     except SkillcallError as exc:
         raise _fail(str(exc)) from None
+    for skipped in result.skipped:
+        typer.echo(f"skipped {skipped}", err=True)
     for row, reason in result.rejected:
         typer.echo(f"rejected: {reason}: {row}", err=True)
-    typer.echo(f"appended {len(result.added)} row(s) to {result.path} ({len(result.rejected)} rejected, "
+    source = f" from {result.chunks} chunk(s)" if from_docs is not None else ""
+    typer.echo(f"appended {len(result.added)} row(s) to {result.path}{source} ({len(result.rejected)} rejected, "
                f"{result.requests} request(s))")  # fmt: skip
-    if len(result.added) < n:
-        raise _fail(f"only {len(result.added)} of {n} rows were valid and new; run again for more")
+    if from_docs is None and len(result.added) < wanted:
+        raise _fail(f"only {len(result.added)} of {wanted} rows were valid and new; run again for more")
 
 
 def _router(config, registry, kind: str | None = None, **updates):
@@ -231,7 +276,7 @@ def route_command(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per utterance, with timings.")] = False,
     router: Annotated[str | None, typer.Option(help="llama.cpp, transformers or openai (default: config).")] = None,
 ) -> None:
-    """Text -> canonical skill call, one per line."""
+    """Text -> canonical skill call, one per line (several requests: up to three calls joined by "; ")."""
     from finetune.dataset import read_jsonl
 
     if not text and jsonl is None:
@@ -246,35 +291,33 @@ def route_command(
     for row in rows:
         result = routing.route_result(row["text"])
         if jsonl:
-            typer.echo(_json_line({**row, "call": str(result.call)}))
+            typer.echo(_json_line({**row, "call": str(result.calls)}))
         elif as_json:
-            typer.echo(_json_line({"text": row["text"], "call": str(result.call), "raw": result.raw,
+            typer.echo(_json_line({"text": row["text"], "call": str(result.calls), "raw": result.raw,
                                    "ms": round(1000 * result.seconds, 1), "prompt_tokens": result.prompt_tokens,
                                    "generated_tokens": result.generated_tokens,
                                    "forced_tokens": result.forced_tokens, "drafted_tokens": result.drafted_tokens,
                                    "evaluations": result.evaluations, "consulted": result.consulted,
-                                   "fallback": result.reason}))  # fmt: skip
+                                   "fallback": result.reason, "dropped": result.dropped}))  # fmt: skip
         else:
-            typer.echo(str(result.call))
+            typer.echo(str(result.calls))
 
 
 @app.command("run")
 def run_command(text: Annotated[list[str], typer.Argument(help="What you would say.")]) -> None:
-    """Route the text and run the skill; print the reply."""
+    """Route the text and run the skill (or skills, for several requests); print the replies."""
     try:
         config = _config()
         registry = _registry(config)
-        call = _router(config, registry).route(" ".join(text))
+        routed = _router(config, registry).route_result(" ".join(text))
     except SkillcallError as exc:
         raise _fail(str(exc)) from None
-    before = _timers()
-    result = registry.dispatch(call)
-    typer.echo(f"-> {call}", err=True)
-    if not result.ok:
-        raise _fail(result.text)
-    if result.text:
-        typer.echo(result.text)
-    _wait_for_timers(before)
+    typer.echo(f"-> {routed.calls}", err=True)
+    if routed.dropped:
+        from .daemon import more_than_said
+
+        typer.echo(more_than_said(routed.dropped), err=True)
+    _run_calls(registry, routed.calls)
 
 
 def _wake_name(config) -> str | None:
@@ -395,6 +438,12 @@ def eval_command(
         except OSError as exc:
             typer.echo(f"confusion matrix: cannot write it to {out} ({exc}); choose another --out", err=True)
             break
+    for label, summary in (("single-call rows", lambda r: r.single_summary()), ("compound rows", lambda r: r.compound)):
+        cells = [summary(reports[n]) for n in names]
+        if cells[0]["rows"]:
+            shown = (f"{c['exact']}/{c['rows']} exact" + (f", {c['split']} split" if "split" in c else "")
+                     for c in cells)  # fmt: skip
+            typer.echo(f"{label:24}" + "".join(f"{cell:>28}" for cell in shown))
     for miss in first.misses[:show_misses]:
         typer.echo(f"miss: {miss.text!r}: expected {miss.expected}, got {miss.got}")
 
@@ -409,7 +458,8 @@ def transcribe_command(
     from .transcribe import load_transcriber
 
     try:
-        transcriber = load_transcriber(_config().transcriber)
+        config = _config()
+        transcriber = load_transcriber(config.transcriber, config.daemon.vad)  # the VAD `listen` hears speech with
         for path in files:
             transcript = transcriber.transcribe(read_audio(path))
             if as_json:
@@ -420,7 +470,7 @@ def transcribe_command(
             else:
                 typer.echo(transcript.text)  # one line per file, empty when nothing was said
                 if not transcript.text:
-                    typer.echo(f"{path}: no speech" + (f" ({transcript.dropped})" if transcript.dropped else ""),
+                    typer.echo(f"{path}: no speech found" + (f" ({transcript.dropped})" if transcript.dropped else ""),
                                err=True)  # fmt: skip
     except SkillcallError as exc:
         raise _fail(str(exc)) from None
@@ -460,6 +510,7 @@ def listen_command(
     import threading
 
     from .audio import AudioOptions, file_chunks, microphone_chunks
+    from .corrections import Corrector
     from .daemon import Daemon
     from .history import History
     from .transcribe import load_transcriber
@@ -489,9 +540,12 @@ def listen_command(
         daemon_box: list = []
         registry = _registry(config, notify=lambda text: daemon_box[0].announce(text) if daemon_box else None)
         threading.Thread(target=registry.warm, name="warm-skills", daemon=True).start()  # while the models load
+        history = History(options.history_db)
+        corrector = None if dry_run or not options.correct_window_s else \
+            Corrector(registry, config.example_dirs(), config.examples_dir, history, options.wake)
         daemon = Daemon(registry, load_transcriber(config.transcriber), _router(config, registry), options,
-                        History(options.history_db), emit, dry_run=dry_run,
-                        use_wake=wake if wake is not None else input_file is None)  # fmt: skip
+                        history, emit, dry_run=dry_run, use_wake=wake if wake is not None else input_file is None,
+                        corrector=corrector)  # fmt: skip
         daemon_box.append(daemon)
         chunks = file_chunks(input_file, realtime, stop) if input_file else \
             microphone_chunks(options.audio, stop, daemon.mute)
@@ -516,6 +570,107 @@ def _closed_output(stop) -> Iterator[None]:
     except BrokenPipeError:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error when Python flushes
         stop.set()
+
+
+@app.command("history")
+def history_command(
+    last: Annotated[int, typer.Option("--last", min=1, help="How many turns.")] = 20,
+    skill: Annotated[str | None, typer.Option(help="Only turns with a call of this skill.")] = None,
+    failed: Annotated[bool, typer.Option("--failed", help="Only turns where a call or a stage failed.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per turn.")] = False,
+) -> None:
+    """The daemon's turns, newest first: what was heard, the call, the reply, whether it ran, the latencies. The
+    number in front is the TURN that `skillcall correct` takes."""
+    from .history import History
+
+    try:
+        config = _config()
+        history = History(config.daemon.history_db, create=False, timeout_s=2)
+        turns = history.recent(last, skill=skill, failed=failed)
+    except SkillcallError as exc:
+        raise _fail(str(exc)) from None
+    if not turns and not as_json:
+        typer.echo("no turns" + (" match" if skill or failed else " yet") + f" in {history.path}", err=True)
+    for turn in turns:
+        typer.echo(_json_line(turn) if as_json else _shown_turn(turn))
+
+
+def _shown_turn(turn: dict) -> str:
+    """A turn for a terminal: number, local time and the words; then each call with what it gave; then where the
+    time went."""
+    from datetime import datetime
+
+    from skills import printable
+
+    try:
+        when = datetime.fromisoformat(turn["time"]).astimezone().strftime("%Y-%m-%d %H:%M:%S")
+    except (TypeError, ValueError):
+        when = str(turn["time"])
+    heard = f'"{printable(turn["text"])}"' if turn["text"] else "-"
+    lines = [f"#{turn['id']:<5} {when}  {heard}"]
+    if (turn["skipped"] or "").startswith("no speech") or turn["call"] is None:
+        return lines[0] + (f"  ({printable(turn['skipped'])})" if turn["skipped"] else "")
+    runs = turn["calls"] or [{"call": turn["call"], "ok": turn["ok"], "reply": turn["reply"]}]
+    for run in runs:
+        state = "ok" if run["ok"] else "not run" if run["ok"] is None else "failed"
+        state = printable(turn["skipped"]) if run["ok"] is None and turn["skipped"] else state
+        lines.append(f"       {run['call']}  [{state}]" + (f"  {printable(run['reply'])}" if run["reply"] else ""))
+    if turn["correction"]:
+        lines.append(f"       corrected to {turn['correction']['call']}  ({turn['correction']['path']})")
+    stages = [(name, turn[f"{name}_ms"]) for name in ("vad", "transcribe", "route", "dispatch", "total")]
+    lines.append("       " + " · ".join(f"{name} {ms:.0f}" for name, ms in stages if ms) + " ms")
+    return "\n".join(lines)
+
+
+@app.command("correct")
+def correct_command(
+    turn: Annotated[int, typer.Argument(help="The turn's number in `skillcall history`.")],
+    call: Annotated[str, typer.Argument(help='The call it should have been, e.g. \'weather(location="Paris")\', '
+                                        "or other.")],
+) -> None:
+    """Record the right call for a turn: checked like an example row (its text arguments copied from the words
+    heard) and appended to the skill's example file, so the next retrain learns it."""
+    from .corrections import Corrector, Learnt
+    from .history import History
+
+    try:
+        config = _config()
+        registry = _registry(config)
+        history = History(config.daemon.history_db, create=False, timeout_s=2)
+        learnt = Corrector(registry, config.example_dirs(), config.examples_dir, history,
+                           config.daemon.wake).correct_turn(turn, call)  # fmt: skip
+    except SkillcallError as exc:
+        raise _fail(str(exc)) from None
+    said = {Learnt.ADDED: "learnt", Learnt.REPLACED: "learnt (this turn's earlier correction replaced)",
+            Learnt.KNOWN: "already an example"}[learnt.learnt]  # fmt: skip
+    typer.echo(f'{said}: "{learnt.text}" -> {learnt.call}  ({learnt.path}:{learnt.line})')
+    typer.echo("the router learns it when retrained: skillcall dataset && skillcall train --init router", err=True)
+
+
+@app.command("new-skill")
+def new_skill_command(
+    name: Annotated[str, typer.Argument(help="The skill's name (lower case, e.g. set_alarm).")],
+    parameters: Annotated[list[str] | None, typer.Argument(help="Its parameters, NAME:TYPE or NAME:TYPE=DEFAULT "
+                                                           "(str, int, float, bool; =None: optional), e.g. "
+                                                           "city:str times:int=1.")] = None,
+    description: Annotated[str | None, typer.Option(help="One line saying what it does (its docstring).")] = None,
+) -> None:
+    """Write a skill file (typed signature, @skill, docstring) and its example file with seed rows into your
+    skills folder, then print the next steps."""
+    from .scaffold import NewParameter, NewSkillOptions, new_skill
+
+    try:
+        config = _config()
+        options = NewSkillOptions(name, tuple(NewParameter.parse(spec) for spec in parameters or []), description,
+                                  config.skills_dir)  # fmt: skip
+        written = new_skill(options, _registry(config))
+    except SkillcallError as exc:
+        raise _fail(str(exc)) from None
+    typer.echo(f"wrote {written.skill_path}\nwrote {written.examples_path} ({len(written.seeds)} seed rows)\nnext:\n"
+               f"  1. write what {name} does in {written.skill_path.name}; make the seed rows things you would say\n"
+               f"  2. skillcall generate --skill {name} -n 50   # more rows from a chat model (or write them)\n"
+               "  3. skillcall examples check\n"
+               "  4. skillcall dataset && skillcall train --init router   # retrain: the router learns it")  # fmt: skip
 
 
 @app.command("convert-whisper")
@@ -566,12 +721,9 @@ def install_service_command(
 
 def _examples_folder(config, registry, skill: str) -> Path:
     """Where a skill's example file lives: where it already is, else beside the skill (built-in or yours)."""
-    from finetune.examples import SUFFIX, new_example_path
+    from .corrections import example_path
 
-    for folder in config.example_dirs():
-        if (folder / f"{skill}{SUFFIX}").exists():
-            return folder
-    return new_example_path(registry, skill, config.examples_dir).parent
+    return example_path(registry, skill, config.example_dirs(), config.examples_dir).parent
 
 
 def main(argv: list[str] | None = None) -> None:

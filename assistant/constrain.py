@@ -18,7 +18,7 @@ import typing
 from dataclasses import dataclass
 from typing import Literal
 
-from skills import Registry, span_positions
+from skills import MAX_CALLS, SEPARATOR, Registry, span_positions
 from skills.calls import format_value
 from skills.registry import Parameter
 
@@ -29,6 +29,11 @@ Status = Literal["no", "partial", "complete"]
 MAX_SPAN_WORDS = 6
 """The longest span a skill's ``values`` function is asked about."""
 _EDGE = "\"'“”‘’.,;:!?¿¡()[]{}…"
+END = "\x03"
+"""The end of what a router writes (its end token) where a sequence could go on: the grammar's other way out."""
+JOINS = re.compile(r"(?i)(?<!\w)(and|then|also|plus|after that|as well)(?!\w)|[,.;:!?]\s")
+"""A word or mark that can join two requests; an utterance without one after a call's words holds no more calls
+(and routes without the extra look at what follows the call that a sequence needs)."""
 
 
 def _kind(parameter: Parameter) -> tuple[str, list[str]]:
@@ -68,10 +73,14 @@ class CallAcceptor:
     known_values: bool = True
     """False: a parameter's ``values`` function is not asked; any span will do (evaluation on rows naming apps
     this machine lacks)."""
+    max_calls: int = MAX_CALLS + 1
+    """How many calls the text may hold: one more than a sequence keeps, so that a router can tell a fourth
+    request was said (the sequence keeps the first ``MAX_CALLS``)."""
 
     def __post_init__(self) -> None:
         self.source = json.dumps(self.utterance, ensure_ascii=False)[1:-1]  # spans as they appear in a call
         self.names = sorted(self.registry.names)
+        self.joins = [m.start() for m in JOINS.finditer(self.source)]
         self.kinds = {(s.name, p.name): _kind(p) for s in self.registry for p in s.parameters}
         if not self.spans:
             self.kinds = {key: ("text", choices) if kind == "span" else (kind, choices)
@@ -140,14 +149,53 @@ class CallAcceptor:
         return [m.end() for m in re.finditer(pattern, self.source, re.IGNORECASE) if m.end() < len(self.source)]
 
     def _scan(self, text: str) -> tuple[Status, list[str] | None, tuple[int, str] | None]:
-        """``state``, plus (where its value starts, "skill.param") when ``text`` ends inside a span argument."""
-        cut = text.find("(")
+        """``state``, plus (where its value starts, "skill.param") when ``text`` ends inside a span argument.
+
+        ``text`` is a sequence of calls joined by ``SEPARATOR`` (DESIGN): after a whole call, when another may
+        follow (fewer than ``max_calls`` so far, not ``other()``, and a word that joins two requests is said after
+        the words the calls so far copy), the text is a prefix with two ways on: the separator, or ``END`` (the
+        model's end token)."""
+        base, count, reach = 0, 0, 0
+        while True:
+            status, live, open_span, end = self._scan_call(text, base, first=count == 0)
+            if status != COMPLETE:
+                return status, live, open_span
+            count += 1
+            rest = text[end:]
+            reach = self._reach(text[base:end], reach)
+            more = (count < self.max_calls and text[base:text.index("(", base)] != "other"
+                    and any(at >= reach for at in self.joins))  # fmt: skip
+            if rest == END:
+                return COMPLETE, [], None
+            if not rest:
+                return (PARTIAL, [SEPARATOR, END], None) if more else (COMPLETE, [], None)
+            if not more or not rest.startswith(SEPARATOR):
+                live = [SEPARATOR[len(rest):]] if more and SEPARATOR.startswith(rest) else None
+                return (PARTIAL, live, None) if live else (NO, None, None)
+            base = end + len(SEPARATOR)
+
+    def _reach(self, call: str, reach: int) -> int:
+        """Where in the utterance the words a call copies end (its spans, each found from ``reach`` on, as the
+        requests come in the order said): another request can only be joined on after them."""
+        for value in re.findall(r'="((?:[^"\\]|\\.)*)"', call):
+            found = span_positions(self.source, value)
+            if found:
+                at = next((p for p in found if p >= reach), found[0])
+                reach = max(reach, at + len(value))
+        return reach
+
+    def _scan_call(self, text: str, base: int, first: bool) -> tuple[Status, list[str] | None, tuple[int, str] | None,
+                                                                        int]:  # fmt: skip
+        """One call of the sequence, from ``base``: its status and, when whole, where it ends."""
+        names = self.names if first else [n for n in self.names if n != "other"]
+        cut = text.find("(", base)
         if cut < 0:
-            live = [n[len(text) :] + "(" for n in self.names if n.startswith(text)]
-            return (PARTIAL, live, None) if live else (NO, None, None)
-        if text[:cut] not in self.names:
-            return NO, None, None
-        skill = self.registry.get(text[:cut])
+            head = text[base:]
+            live = [n[len(head) :] + "(" for n in names if n.startswith(head)]
+            return (PARTIAL, live, None, 0) if live else (NO, None, None, 0)
+        if text[base:cut] not in names:
+            return NO, None, None, 0
+        skill = self.registry.get(text[base:cut])
         params = skill.parameters
         pos, k = cut + 1, 0
         while True:
@@ -159,19 +207,19 @@ class CallAcceptor:
                     break
             closable = all(not p.required for p in params[k:])
             if closable and rest.startswith(")"):
-                return (COMPLETE, [], None) if rest == ")" else (NO, None, None)
+                return COMPLETE, [], None, pos + 1
             matched = next(((j, head) for j, head in heads if rest.startswith(head)), None)
             if matched is None:
                 options = [h for _, h in heads] + ([")"] if closable else [])
                 live = [o[len(rest) :] for o in options if o.startswith(rest)]
-                return (PARTIAL, live, None) if live else (NO, None, None)
+                return (PARTIAL, live, None, 0) if live else (NO, None, None, 0)
             j, head = matched
             start = pos + len(head)
             status, pos, live = self._value(skill.name, params[j], text, start)
             if status != COMPLETE:
                 span = self.kinds[(skill.name, params[j].name)][0] == "span"
                 open_span = (start + 1, f"{skill.name}.{params[j].name}") if span and text[start:] else None
-                return status, live, open_span if status == PARTIAL else None
+                return status, live, open_span if status == PARTIAL else None, 0
             k = j + 1
 
     def _value(self, skill: str, parameter: Parameter, text: str, pos: int) -> tuple[Status, int, list[str] | None]:
@@ -226,7 +274,7 @@ class CallAcceptor:
             if not value.strip() or value.endswith(" ") or not self._span_starts(value):
                 return NO, pos, None
             return COMPLETE, pos + end + 1, None
-        if "\n" in value:
+        if "\n" in value or END in value:
             return NO, pos, None
         if not closed:
             return PARTIAL, pos, None

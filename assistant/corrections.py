@@ -2,8 +2,8 @@
 
 ``skillcall correct TURN 'CALL'`` and the daemon's spoken corrections ("No, I meant the weather in Paris") end here.
 The call is checked like any example row against the words that were heard (canonical, the skill loaded, every
-text argument a span of those words) and appended atomically under ``#### Examples:`` of the skill's own example
-file: ``<skill>_examples.txt`` where it already is (the examples folder for a built-in skill, beside the skill for
+text argument a span of those words) and appended atomically under ``#### Corrections:`` (rows always in the
+training split) of the skill's own example file: ``<skill>_examples.txt`` where it already is (the examples folder for a built-in skill, beside the skill for
 yours). So ``examples check``, ``dataset`` and ``train --init router`` see a correction as they see any row, and
 the history database remembers which turn it corrected.
 """
@@ -185,7 +185,7 @@ class Corrector:
     def _append(self, path: Path, example: Example) -> int:
         example_file = self._read(path)
         example_file.prompt = example_file.prompt or prompt_line(self.registry.get(example_file.skill))
-        example_file.examples.append(example)
+        example_file.corrections.append(example)  # "#### Corrections:": always in the training split
         self._write(example_file, path)
         written, _ = read_example_file(path)
         return next(row.line for row in reversed(written.rows) if row.text == example.text)
@@ -194,6 +194,7 @@ class Corrector:
         example_file = self._read(path)
         example_file.prompt_examples = [e for e in example_file.prompt_examples if e.text != row.text]
         example_file.examples = [e for e in example_file.examples if e.text != row.text]
+        example_file.corrections = [e for e in example_file.corrections if e.text != row.text]
         self._write(example_file, path)
 
     def _write(self, example_file: ExampleFile, path: Path) -> None:

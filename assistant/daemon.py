@@ -3,6 +3,7 @@
 Audio comes from the microphone or a file played through the same streaming path; the segmenter cuts it into
 utterances. Replies print, and are spoken when enabled (the microphone is muted meanwhile, so the daemon never
 transcribes its own voice). Risky skills (``@skill(risky=True)``, e.g. runapp) follow a confirmation policy.
+"No, I meant the weather in Paris" or "That's wrong" right after a turn corrects it (``assistant.corrections``).
 """
 
 from __future__ import annotations
@@ -15,15 +16,17 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from skills import Registry, SkillCall, UserPath
+from skills import MAX_CALLS, CallSequence, Registry, SkillCall, SkillcallError, UserPath
 
 from .audio import AudioOptions
-from .history import History, Turn
+from .corrections import SPOKEN_REFUSAL, SPOKEN_REFUSALS, Corrector, spoken_correction
+from .history import CallRun, History, Turn
 from .routers import Router
 from .transcribe import Transcriber
 from .vad import Segmenter, Utterance, VadOptions
@@ -51,6 +54,12 @@ def confirmation_answer(text: str) -> bool | None:
     return True if any(w in _YES_WORDS for w in words) or any(p in said for p in _YES_PHRASES) else None
 
 
+def more_than_said(dropped: int) -> str:
+    """What is said when an utterance held more requests than a turn runs."""
+    return (f"That was more than {MAX_CALLS} requests; I did the first {MAX_CALLS}. Say the "
+            f"{'other one' if dropped == 1 else 'others'} again.")  # fmt: skip
+
+
 def _shown(turn: Turn) -> bool:
     """Whether a turn is shown (printed, counted): all but the utterances the transcriber dropped as noise."""
     return not (turn.skipped or "").startswith("no speech")
@@ -67,9 +76,30 @@ class DaemonOptions(BaseModel):
     confirm: Literal["never", "risky", "always"] = Field("risky", description="Which calls need a spoken 'yes'.")
     confirm_window_s: float = Field(10.0, gt=0, description="How long a confirmation question stays open.")
     history_db: UserPath | None = Field(None, description="SQLite file of turns; None = the platform's data folder.")
+    correct_window_s: float = Field(30.0, ge=0, description="How long after a turn a spoken correction ('No, I "
+                                    "meant …', 'That's wrong') applies to it; 0 = none.")  # fmt: skip
     wake: WakeOptions = Field(default_factory=WakeOptions)
     vad: VadOptions = Field(default_factory=VadOptions)
     audio: AudioOptions = Field(default_factory=AudioOptions)
+
+
+@dataclass(frozen=True)
+class _Correctable:
+    """The last routed turn, which a spoken correction corrects."""
+
+    turn: int | None
+    text: str
+    """The words routed (the wake phrase taken off)."""
+    at: float
+
+
+@dataclass(frozen=True)
+class _Correcting:
+    """An open question about a correction: "What did you mean?" (``calls`` None) or "Did you mean …?"."""
+
+    target: _Correctable
+    calls: CallSequence | None
+    until: float
 
 
 class Daemon:
@@ -78,7 +108,7 @@ class Daemon:
     def __init__(
         self, registry: Registry, transcriber: Transcriber, router: Router, options: DaemonOptions | None = None,
         history: History | None = None, emit: Callable[[Turn], None] | None = None, dry_run: bool = False,
-        use_wake: bool = True, mute: threading.Event | None = None,
+        use_wake: bool = True, mute: threading.Event | None = None, corrector: Corrector | None = None,
     ) -> None:  # fmt: skip
         self.registry, self.transcriber, self.router = registry, transcriber, router
         self.options = options or DaemonOptions()
@@ -86,10 +116,16 @@ class Daemon:
         self.mute = mute or threading.Event()
         self.segmenter = Segmenter(self.options.vad)
         self.follow_up_until = 0.0
-        self.pending: tuple[SkillCall, float] | None = None
+        self.pending: tuple[list[SkillCall], float] | None = None
+        """The calls waiting for a spoken yes (the first is asked about), and until when the question holds."""
         self._speech_lock = threading.Lock()
         self._heard_while_speaking = threading.Event()  # set by _say, maybe on a timer's thread; run() resets
         self.clock: Callable[[], float] = time.monotonic  # what the follow-up and confirmation windows count in
+        self.corrector = corrector
+        """Where spoken corrections are learnt; None: none are (the words are routed as any others)."""
+        self.correctable: _Correctable | None = None
+        self.correcting: _Correcting | None = None
+        self._logged_id: int | None = None
 
     # -- audio -------------------------------------------------------------------------------------------------
     def run(self, chunks: Iterable[np.ndarray], stop: threading.Event | None = None) -> int:
@@ -126,24 +162,44 @@ class Daemon:
         try:
             return self._handle(utterance, turn, heard_at)
         except Exception as exc:  # a daemon outlives one bad turn; skills' own errors never reach here
-            logger.exception("the turn failed")
-            turn.ok, turn.skipped = False, f"failed: {type(exc).__name__}: {exc}"
-            return self._log(turn, heard_at)
+            return self._failed(turn, heard_at, exc)
+
+    def handle_text(self, text: str) -> Turn:
+        """One turn from words already transcribed (typed input, tests): all that ``handle`` does after Whisper."""
+        heard_at = self.clock()
+        turn = Turn(text=text)
+        try:
+            return self._understand(turn, heard_at)
+        except Exception as exc:
+            return self._failed(turn, heard_at, exc)
+
+    def _failed(self, turn: Turn, heard_at: float, exc: Exception) -> Turn:
+        logger.exception("the turn failed")
+        turn.ok, turn.skipped = False, f"failed: {type(exc).__name__}: {exc}"
+        return self._log(turn, heard_at)
 
     def _handle(self, utterance: Utterance, turn: Turn, heard_at: float) -> Turn:
-        transcript = self.transcriber.transcribe(utterance.audio)
+        transcript = self.transcriber.transcribe(utterance)  # speech the VAD found: Whisper's inventions dropped
         turn.transcribe_ms = round(1000 * transcript.seconds, 1)
         turn.text = transcript.text
         if not transcript.text:
             turn.skipped = f"no speech: {transcript.dropped}"
             return self._log(turn, heard_at)
+        return self._understand(turn, heard_at)
+
+    def _understand(self, turn: Turn, heard_at: float) -> Turn:
+        """Wake phrase, an answer to a question, a correction, routing, dispatch, the reply: a turn's words."""
         wake = self.options.wake if self.use_wake else _NO_WAKE
-        asked = self.pending is not None and heard_at <= self.pending[1]  # an answer needs no wake phrase
-        woken = check_wake(transcript.text, wake, asked or heard_at < self.follow_up_until)
+        asked = (self.pending is not None and heard_at <= self.pending[1]) or \
+            (self.correcting is not None and heard_at <= self.correcting.until)  # an answer needs no wake phrase
+        woken = check_wake(turn.text, wake, asked or heard_at < self.follow_up_until)
         if woken is None:
             turn.skipped = "no wake phrase"
             return self._log(turn, heard_at)
         if self.pending and woken.command.strip() and self._answer_confirmation(woken.command, turn, heard_at):
+            return self._log(turn, heard_at)
+        if self.corrector is not None and woken.command.strip() and self._correction(woken.command, turn, heard_at):
+            self.follow_up_until = self.clock() + self.options.wake.follow_up_s
             return self._log(turn, heard_at)
         if not woken.command.strip():
             turn.skipped = "wake phrase only"
@@ -152,55 +208,77 @@ class Daemon:
             self.follow_up_until = self.clock() + self.options.wake.follow_up_s
             return self._log(turn, heard_at)
         started = time.perf_counter()
-        call = self.router.route(woken.command)
+        routed = self.router.route_result(woken.command)
         turn.route_ms = round(1000 * (time.perf_counter() - started), 1)
-        turn.call = str(call)
-        if call.name == "other":
+        calls = routed.calls
+        turn.call = str(calls)
+        request = calls[0].name != "other"
+        if not request:
             turn.skipped = "not a request"
         elif self.dry_run:
             turn.skipped = "dry run"
-        elif self._needs_confirmation(call):
-            turn.skipped = "awaiting confirmation"
-            turn.reply = f"Shall I run {call}? Say yes to confirm."
-            self._say(turn.reply)
-            self.pending = (call, self.clock() + self.options.confirm_window_s)  # from the end of the question
+            turn.calls = [CallRun(str(call)) for call in calls]
         else:
-            self._dispatch(call, turn)
-        if woken.by_phrase or call.name != "other":  # talk around it (the TV) never holds the window open
+            self._run_calls(list(calls), turn)
+            if routed.dropped:
+                self._reply(turn, more_than_said(routed.dropped))
+        if woken.by_phrase or request:  # talk around it (the TV) never holds the window open
             self.follow_up_until = self.clock() + self.options.wake.follow_up_s  # from the end of the reply
-        return self._log(turn, heard_at)
+        self._log(turn, heard_at)
+        if len(calls) == 1:  # what "No, I meant …" corrects (a turn of several requests: `skillcall correct`)
+            self.correctable = _Correctable(self._logged_id, woken.command, self.clock())
+        return turn
 
     def _needs_confirmation(self, call: SkillCall) -> bool:
         policy = self.options.confirm
         return policy == "always" or (policy == "risky" and self.registry.get(call.name).risky)
 
+    def _run_calls(self, calls: list[SkillCall], turn: Turn) -> None:
+        """Run the calls in the order said, up to one that needs a spoken yes: that one is asked about, and it and
+        the calls after it wait for the answer."""
+        for index, call in enumerate(calls):
+            if self._needs_confirmation(call):
+                turn.skipped = "awaiting confirmation"
+                self._reply(turn, f"Shall I run {call}? Say yes to confirm.")
+                self.pending = (calls[index:], self.clock() + self.options.confirm_window_s)  # from the question
+                return
+            self._dispatch(call, turn)
+
     def _answer_confirmation(self, text: str, turn: Turn, now: float) -> bool:
-        call, deadline = self.pending  # type: ignore[misc]
+        calls, deadline = self.pending  # type: ignore[misc]
         self.pending = None
         if now > deadline:
             return False
         answer = confirmation_answer(text)
+        if answer is None:
+            return False
+        turn.call = str(CallSequence(calls))
         if answer:
-            turn.call = str(call)
-            self._dispatch(call, turn)
-            return True
-        if answer is False:
-            turn.call, turn.skipped, turn.reply = str(call), "cancelled", "Okay, cancelled."
-            self._say(turn.reply)
-            return True
-        return False
+            self._dispatch(calls[0], turn)
+        else:
+            turn.skipped = "cancelled"
+            turn.calls.append(CallRun(str(calls[0]), reply="cancelled"))
+            self._reply(turn, "Okay, cancelled.")
+        self._run_calls(calls[1:], turn)  # the requests said after it
+        return True
 
     def _dispatch(self, call: SkillCall, turn: Turn) -> None:
         result = self.registry.dispatch(call)
-        turn.dispatch_ms = round(1000 * result.seconds, 1)
-        turn.ok, turn.reply = result.ok, result.text
-        if result.text:
-            self._say(result.text)
+        turn.calls.append(CallRun(str(call), result.ok, result.text, round(1000 * result.seconds, 1)))
+        turn.dispatch_ms = round(turn.dispatch_ms + 1000 * result.seconds, 1)
+        turn.ok = result.ok if turn.ok is None else turn.ok and result.ok
+        self._reply(turn, result.text)
+
+    def _reply(self, turn: Turn, text: str) -> None:
+        """Add to the turn's reply (the replies of several calls join in order) and say it."""
+        if text:
+            turn.reply = f"{turn.reply} {text}" if turn.reply else text
+            self._say(text)
 
     def _log(self, turn: Turn, heard_at: float) -> Turn:
         turn.total_ms = round(turn.vad_ms + turn.transcribe_ms + turn.route_ms + turn.dispatch_ms, 1)
         if self.history is not None:
-            self.history.add(turn)
+            self._logged_id = self.history.add(turn)
         if _shown(turn) and self.emit is not None:
             try:
                 self.emit(turn)
@@ -208,6 +286,84 @@ class Daemon:
                 logger.warning("could not show the turn: %s: %s", type(exc).__name__, exc)
         logger.info("turn: %s", json.dumps(turn.as_dict(), ensure_ascii=False))
         return turn
+
+    # -- spoken corrections -----------------------------------------------------------------------------------
+    def _correction(self, text: str, turn: Turn, now: float) -> bool:
+        """A correction of the last routed turn ("No, I meant the weather in Paris", "That's wrong."), or the
+        answer to a question about one; False: the words are routed as usual."""
+        asking, self.correcting = self.correcting, None
+        if asking is not None and now <= asking.until:
+            return self._answer_correction(asking, text, turn)
+        said = spoken_correction(text)
+        target = self.correctable
+        if said is None or target is None or now - target.at > self.options.correct_window_s:
+            return False
+        if said.not_for_me:  # "I wasn't talking to you"
+            self._learn(target, CallSequence([SkillCall("other")]), turn)
+        elif not said.words:  # "That's wrong."
+            self._ask_correction(target, None, "What did you mean?", turn)
+        else:
+            self._route_correction(target, said.words, turn, again=True)
+        return True
+
+    def _route_correction(self, target: _Correctable, words: str, turn: Turn, again: bool) -> None:
+        """Route what was meant; learn it, or ask: "What did you mean?" when it is no request (once), "Did you
+        mean …?" when the router was unsure (it consulted its ensemble)."""
+        started = time.perf_counter()
+        routed = self.router.route_result(words)
+        turn.route_ms = round(turn.route_ms + 1000 * (time.perf_counter() - started), 1)
+        turn.call = str(routed.calls)
+        if routed.calls[0].name == "other":
+            if again:
+                self._ask_correction(target, None, "What did you mean?", turn)
+            else:
+                turn.skipped = "correction not understood"
+                self._reply(turn, "Sorry, I still didn't get that.")
+        elif routed.consulted:
+            self._ask_correction(target, routed.calls, f"Did you mean {routed.calls}? Say yes to confirm.", turn)
+        else:
+            self._learn(target, routed.calls, turn)
+
+    def _ask_correction(self, target: _Correctable, calls: CallSequence | None, question: str, turn: Turn) -> None:
+        turn.skipped = "awaiting correction"
+        self._reply(turn, question)
+        self.correcting = _Correcting(target, calls, self.clock() + self.options.confirm_window_s)
+
+    def _answer_correction(self, asking: _Correcting, text: str, turn: Turn) -> bool:
+        answer = confirmation_answer(text)
+        if asking.calls is None:  # "What did you mean?": the answer is what was meant, or "never mind"
+            if answer is False:
+                turn.skipped = "correction cancelled"
+                self._reply(turn, "Okay.")
+            else:
+                self._route_correction(asking.target, text, turn, again=False)
+            return True
+        if answer is None:  # "Did you mean …?" answered with a new request: the question lapses
+            return False
+        if answer:
+            self._learn(asking.target, asking.calls, turn)
+        else:
+            turn.call, turn.skipped = str(asking.calls), "correction cancelled"
+            self._reply(turn, "Okay, I won't learn that.")
+        return True
+
+    def _learn(self, target: _Correctable, calls: CallSequence, turn: Turn) -> None:
+        """Learn the calls for the corrected turn's words, say so, then run them (what was meant is still wanted)."""
+        assert self.corrector is not None
+        turn.call = str(calls)
+        try:
+            self.corrector.learn(target.text, str(calls), target.turn)
+            note = "Got it, I'll remember that."
+        except SkillcallError as exc:  # not a span of what was heard, a conflicting row, the file, the database
+            logger.info("correction of %r not learnt: %s", target.text, exc)
+            note = SPOKEN_REFUSALS.get(getattr(exc, "refusal", None), SPOKEN_REFUSAL)
+        self._reply(turn, note)
+        if calls[0].name == "other":
+            turn.skipped = "not a request"
+        elif self.dry_run:
+            turn.skipped = "dry run"
+        else:
+            self._run_calls(list(calls), turn)
 
     # -- speech out --------------------------------------------------------------------------------------------
     def _say(self, text: str) -> None:

@@ -27,9 +27,9 @@ from finetune.drafting import likely_skill
 from finetune.export import check_adapter_gguf, merged_router
 from finetune.prompts import SkillList, clean_utterance, load_template, skills_text
 from finetune.train import ADAPTER_DIR, ADAPTER_GGUF, ROUTER_CARD, ROUTER_DIR, card_members
-from skills import CallError, Registry, SkillCall, UserPath
+from skills import MAX_CALLS, SEPARATOR, CallError, CallSequence, Registry, SkillCall, UserPath
 
-from .constrain import COMPLETE, NO, PARTIAL, CallAcceptor
+from .constrain import COMPLETE, END, NO, PARTIAL, CallAcceptor
 
 logger = logging.getLogger(__name__)
 OTHER = SkillCall("other")
@@ -77,10 +77,11 @@ class RouterOptions(BaseModel):
 
 @dataclass(frozen=True)
 class RouteResult:
-    """One routing: the call, what the model wrote, and where the time went."""
+    """One routing: the calls (one, or several requests said in one breath), what the model wrote, and where the
+    time went."""
 
     text: str
-    call: SkillCall
+    calls: CallSequence
     raw: str = ""
     seconds: float = 0.0
     prompt_tokens: int = 0
@@ -95,19 +96,27 @@ class RouteResult:
     """Other routers of the ensemble asked about the skill (``router.consult_margin``)."""
     reason: str | None = None
     """Why the call fell back to ``other()``, if it did."""
+    dropped: int = 0
+    """Requests said past the ``MAX_CALLS`` a sequence keeps (the router saw a fourth): not in ``calls``."""
+
+    @property
+    def call(self) -> SkillCall:
+        """The first call (the only one, for one request)."""
+        return self.calls[0]
 
 
 @dataclass
 class Router:
-    """The interface: ``route(text) -> SkillCall``; ``route_result`` adds timings; ``route_batch`` many at once."""
+    """The interface: ``route(text) -> CallSequence`` (one call, or up to ``MAX_CALLS`` for requests said in one
+    breath); ``route_result`` adds timings; ``route_batch`` many at once."""
 
     registry: Registry
     options: RouterOptions = field(default_factory=RouterOptions)
     card: dict[str, Any] = field(default_factory=dict)
     name: str = "router"
 
-    def route(self, text: str) -> SkillCall:
-        return self.route_result(text).call
+    def route(self, text: str) -> CallSequence:
+        return self.route_result(text).calls
 
     def route_batch(self, texts: list[str]) -> list[RouteResult]:
         return [self.route_result(text) for text in texts]
@@ -115,7 +124,7 @@ class Router:
     def route_result(self, text: str) -> RouteResult:
         started = time.perf_counter()
         if not clean_utterance(text):
-            return RouteResult(text, OTHER, "", time.perf_counter() - started, reason="empty utterance")
+            return RouteResult(text, CallSequence([OTHER]), "", time.perf_counter() - started, reason="empty utterance")
         return self._route(text, started)
 
     def _route(self, text: str, started: float) -> RouteResult:
@@ -124,15 +133,18 @@ class Router:
     def _finish(self, text: str, raw: str, started: float, **counts: Any) -> RouteResult:
         """Validate what the model wrote; anything invalid becomes ``other()`` with the reason logged."""
         reason = counts.pop("reason", None)
-        call = OTHER
+        calls, dropped = CallSequence([OTHER]), 0
+        raw = raw.replace(END, "")
         if reason is None:
             try:
-                call = self.registry.parse(raw.strip())
+                calls = self.registry.parse_calls(raw.strip(), limit=MAX_CALLS + 1)
             except CallError as exc:
                 reason = f"invalid call {raw.strip()[:80]!r}: {exc}"
+            dropped = max(0, len(calls) - MAX_CALLS)
+            calls = CallSequence(calls[:MAX_CALLS])
         if reason:
             logger.warning("routing %r fell back to other(): %s", text[:80], reason)
-        return RouteResult(text, call, raw, time.perf_counter() - started, reason=reason, **counts)
+        return RouteResult(text, calls, raw, time.perf_counter() - started, reason=reason, dropped=dropped, **counts)
 
     def _template(self):
         return load_template(self.options.template or self.card.get("template") or "chatml")  # untuned: chat turns
@@ -185,6 +197,9 @@ class LlamaCppRouter(Router):
             self._by_piece.setdefault(piece, []).append(token)
         template = self._template()
         self.template = template
+        ends = {self.llm.token_eos(), *(t for stop in template.stop for t in self._tokens(stop, special=True)[:1])}
+        for token in ends:  # where a sequence may go on or end, the model's end token is the grammar's END
+            self.pieces[token] = END.encode()
         self.prefix_tokens = self._tokens(template.prefix(self._skills_text()), special=True)
         self.suffix_tokens = self._tokens(template.after, special=True)
         needed = len(self.prefix_tokens) + len(self.suffix_tokens) + self.options.max_tokens + 16  # 16: an utterance
@@ -288,7 +303,7 @@ class LlamaCppRouter(Router):
         guess = acceptor.forced(so_far)
         for _ in range(4):
             status, options = acceptor.state(so_far + guess)
-            if status != PARTIAL or not options:
+            if status != PARTIAL or not options or END in options:  # a call is whole: the model says if more follow
                 break
             choice = next((option for option in options if option != ")"), options[0])
             guess += choice + acceptor.forced(so_far + guess + choice)
@@ -526,6 +541,7 @@ class TransformersRouter(Router):
             self.model = self.model.to("cuda")
         self.model.eval()
         self.template = self._template()
+        self._ends = [*self.template.stop, *([self.tokenizer.eos_token] if self.tokenizer.eos_token else [])]
 
     def _route(self, text: str, started: float) -> RouteResult:
         from finetune.train import encode_row
@@ -580,6 +596,8 @@ class TransformersRouter(Router):
         for ranked in (lambda: logits.topk(64).indices.tolist(), lambda: logits.argsort(descending=True)[64:].tolist()):
             for token in ranked():
                 candidate = self.tokenizer.decode(new + [token], skip_special_tokens=False)
+                for end in self._ends:  # where a sequence may go on or end, the end token is the grammar's END
+                    candidate = candidate.replace(end, END)
                 if not candidate.endswith("\ufffd"):
                     status = acceptor.state(candidate)[0]
                     if status != NO:
@@ -605,8 +623,9 @@ class OpenAIRouter(Router):
         self.client = openai.OpenAI(base_url=self.options.base_url, api_key=key or "not-needed",
                                     timeout=self.options.timeout_s, max_retries=2)  # fmt: skip
         self.tools = [s.tool() for s in self.registry]
-        self.system = ("You route a voice assistant's transcribed words to exactly one tool. Copy text arguments "
-                       "from the words as said. Call other when the words are not a request for any tool.")  # fmt: skip
+        self.system = ("You route a voice assistant's transcribed words to a tool: one tool call per request, up to "
+                       f"{MAX_CALLS} requests in the order said. Copy text arguments from the words as said. Call "
+                       "other when the words are not a request for any tool.")  # fmt: skip
 
     def _route(self, text: str, started: float) -> RouteResult:
         try:
@@ -620,17 +639,18 @@ class OpenAIRouter(Router):
         calls = (message.tool_calls or []) if message else []
         if not calls:
             return self._finish(text, (message.content or "") if message else "", started, reason="no tool call")
-        if len(calls) > 1:
-            logger.info("the endpoint called %d tools for %r; the first counts", len(calls), text)
-        function = calls[0].function
-        try:
-            arguments = json.loads(function.arguments or "{}")
-            if not isinstance(arguments, dict):
-                raise ValueError("arguments are not an object")
-            call = self.registry.validate(function.name, arguments)
-        except (ValueError, CallError) as exc:
-            return self._finish(text, f"{function.name}({function.arguments})", started, reason=str(exc))
-        return self._finish(text, str(call), started)
+        written = []
+        for tool_call in calls[: MAX_CALLS + 1]:  # several requests in one breath: a tool call each, in order
+            function = tool_call.function
+            try:
+                arguments = json.loads(function.arguments or "{}")
+                if not isinstance(arguments, dict):
+                    raise ValueError("arguments are not an object")
+                written.append(str(self.registry.validate(function.name, arguments)))
+            except (ValueError, CallError) as exc:
+                return self._finish(text, f"{function.name}({function.arguments})", started, reason=str(exc))
+        requests = [call for call in written if call != str(OTHER)] or written[:1]  # other() is no request
+        return self._finish(text, SEPARATOR.join(requests), started)
 
 
 ROUTERS: dict[str, type[Router]] = {"llama.cpp": LlamaCppRouter, "transformers": TransformersRouter,

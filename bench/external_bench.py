@@ -78,6 +78,10 @@ def print_report(name: str, report: EvalReport, misses: int) -> None:
     print(f"\n== {name}: {report.rows} rows")
     print(f"exact {report.exact_accuracy:.3f} ({low:.3f}–{high:.3f})  skill {report.skill_accuracy:.3f}  "
           f"arguments {report.argument_accuracy:.3f}  p50 {1000 * report.latency(0.5):.0f} ms")
+    single, compound = report.single_summary(), report.compound
+    print(f"single-call rows {single['exact']}/{single['rows']} exact, {single['split']} split into several calls"
+          + (f"; compound rows {compound['exact']}/{compound['rows']} exact ({compound['skill']} with the right "
+             "skills in order)" if compound["rows"] else ""))  # fmt: skip
     skills = sorted(set(report.confusion) | {g for c in report.confusion.values() for g in c})
     short = {s: s[:7] for s in skills}
     print(f"{'expected':14}{'rows':>5}{'exact':>7}{'skill':>7}   routed to: " + " ".join(f"{short[s]:>7}" for s in skills))

@@ -26,7 +26,7 @@ from assistant.daemon import Daemon, DaemonOptions
 from assistant.routers import RouterOptions, load_router
 from assistant.transcribe import TranscriberOptions, load_transcriber
 from finetune.evaluate import percentile
-from skills import SkillContext, SkillSettings, calls_equal, load_registry
+from skills import SkillContext, SkillSettings, load_registry, sequences_equal
 
 COMMANDS = [  # (what is said, the call it should route to)
     ("What's the weather like in London?", 'weather(location="London")'),
@@ -124,11 +124,11 @@ def main() -> None:
                 errors = sum(edit_distance(words(s), words(t.text)) for (s, _), t in zip(COMMANDS, turns, strict=True))
                 wer = errors / sum(len(words(s)) for s, _ in COMMANDS)
                 registry = load_registry()
-                right = sum(t.call is not None and calls_equal(registry.parse(t.call), registry.parse(c))
+                right = sum(t.call is not None and sequences_equal(registry.parse_calls(t.call), registry.parse_calls(c))
                             for (_, c), t in zip(COMMANDS, turns, strict=True))  # fmt: skip
                 print(f"  WER {wer:.3f}; routed exactly right {right}/{len(COMMANDS)}")
                 for (said, call), turn in zip(COMMANDS, turns, strict=True):
-                    if turn.call is None or not calls_equal(registry.parse(turn.call), registry.parse(call)):
+                    if turn.call is None or not sequences_equal(registry.parse_calls(turn.call), registry.parse_calls(call)):
                         print(f"    said {said!r} heard {turn.text!r} -> {turn.call}")
             for stage in ("vad_ms", "transcribe_ms", "route_ms", "dispatch_ms", "total_ms"):
                 values = [getattr(t, stage) for t in (ran if stage in ("dispatch_ms", "total_ms") else turns)]

@@ -15,7 +15,7 @@ from assistant.cli import app
 runner = CliRunner()
 
 
-def test_skills_lists_the_ten():
+def test_skills_lists_the_thirteen():
     result = runner.invoke(app, ["skills"])
     assert result.exit_code == 0
     assert "weather(location: str | None = None)" in result.stdout
@@ -55,6 +55,22 @@ def test_a_timer_set_from_the_command_line_fires_before_it_exits():
     assert result.exit_code == 0, result.stderr
     assert result.stdout == "Timer set for 1 second.\nYour 1-second timer is done.\n"
     assert "waiting for the timer (Ctrl-C cancels)" in result.stderr
+
+
+def test_a_user_skill_spinning_in_c_code_is_stopped_at_its_limit_with_one_line(tmp_path):
+    import time
+
+    folder = tmp_path / "user-skills"  # SKILLCALL_SKILLS_DIR
+    folder.mkdir()
+    (folder / "spin.py").write_text('import re\n\nfrom skills import skill\n\n\n@skill(timeout_s=0.5)\ndef spin() -> str:\n'
+                                    '    """Backtrack for ever in C, holding the GIL."""\n'
+                                    '    return str(re.match(r"(a+)+$", "a" * 40 + "b"))\n')  # fmt: skip
+    start = time.monotonic()
+    result = runner.invoke(app, ["call", "spin()"])
+    assert time.monotonic() - start < 10
+    assert result.exit_code == 1 and result.stdout == ""
+    assert result.stderr == "error: spin did not finish within 0.5 s and was stopped\n"
+    assert runner.invoke(app, ["call", 'math(question="nine times nine")']).stdout == "nine times nine is 81\n"
 
 
 def test_notes_round_trip_through_the_cli():
@@ -225,6 +241,16 @@ def test_route_json_and_jsonl(tmp_path):
     assert result.exit_code == 1 and "in.jsonl:1" in result.stderr
 
 
+def test_call_runs_several_calls_in_order_and_fails_after_them_all():
+    result = runner.invoke(app, ["call", 'math(question="two plus two"); math(question="nine times nine")'])
+    assert result.exit_code == 0 and result.stdout == "two plus two is 4\nnine times nine is 81\n"
+    result = runner.invoke(app, ["call", 'math(question="banana"); math(question="nine times nine")'])
+    assert result.exit_code == 1 and result.stdout == "nine times nine is 81\n"  # a failed call stops no other
+    assert result.stderr.count("\n") == 1 and "found no numbers" in result.stderr
+    result = runner.invoke(app, ["call", "other(); other(); other(); other()"])
+    assert result.exit_code == 1 and "4 calls in one sequence; the limit is 3" in result.stderr
+
+
 def test_run_routes_and_dispatches():
     result = runner.invoke(app, ["run", "What", "is", "nine", "times", "nine?"])
     assert result.exit_code == 0, result.stderr
@@ -239,6 +265,7 @@ def test_eval_on_a_small_file(tmp_path):
     result = runner.invoke(app, ["eval", "--data", str(rows), "--no-base", "--out", str(tmp_path / "eval")])
     assert result.exit_code == 0, result.stderr
     assert re.search(r"^exact-call accuracy +1\.0 *$", result.stdout, re.M), result.stdout
+    assert re.search(r"^single-call rows +2/2 exact, 0 split *$", result.stdout, re.M), result.stdout
     assert "95 % interval" in result.stdout and "0.342–1.000" in result.stdout  # 2 of 2 rows right
     assert list((tmp_path / "eval").glob("confusion-*.png"))
     (tmp_path / "taken").write_text("a file, not a folder")
@@ -301,6 +328,23 @@ def test_listen_stops_quietly_when_its_reader_goes(tmp_path):
     assert "Traceback" not in err and "BrokenPipe" not in err, err
 
 
+def test_transcribe_and_listen_find_no_speech_in_silence_or_a_tone(tmp_path, monkeypatch):
+    import numpy as np
+
+    from tests.speech import write_wav
+
+    monkeypatch.setenv("SKILLCALL_DAEMON__HISTORY_DB", str(tmp_path / "history.db"))
+    silence = write_wav(tmp_path / "silence.wav", np.zeros(16000 * 300, np.float32))  # 5 minutes of digital silence
+    t = np.arange(16000 * 5) / 16000
+    square = write_wav(tmp_path / "square.wav", np.clip(1.5 * np.sign(np.sin(2 * np.pi * 440 * t)), -1, 1))
+    result = runner.invoke(app, ["transcribe", str(silence), str(square)])
+    assert result.exit_code == 0 and result.stdout == "\n\n"  # not "you you you", not "Ahhhhhhh…"
+    assert result.stderr.splitlines() == [f"{path}: no speech found (the VAD heard none)"
+                                          for path in (silence, square)]  # fmt: skip
+    listened = runner.invoke(app, ["listen", "--input", str(square), "--dry-run"])
+    assert listened.exit_code == 0 and f"no speech found in {square}" in listened.stderr
+
+
 def test_transcribe_and_install_service(tmp_path, monkeypatch):
     import numpy as np
 
@@ -332,3 +376,100 @@ def test_transcribe_and_install_service(tmp_path, monkeypatch):
     result = runner.invoke(app, ["install-service"])
     assert result.exit_code == 0 and written.read_text() == unit and "the one there before is" in result.stdout
     assert "RestartSec=30" in written.with_suffix(".service.bak").read_text()
+
+
+def _history_with_turns(path):
+    from assistant.history import CallRun, History, Turn
+
+    history = History(path)
+    history.add(Turn(text="Otto, how is Paris looking today?", call="other()", skipped="not a request", route_ms=71.5,
+                     transcribe_ms=402, total_ms=473.5))  # fmt: skip
+    history.add(Turn(text="what is banana", call='math(question="banana")', ok=False, reply="no numbers",
+                     calls=[CallRun('math(question="banana")', False, "I found no numbers.", 2.0)]))  # fmt: skip
+    history.close()
+
+
+def test_history_then_correct_a_turn(tmp_path, monkeypatch):
+    import shutil
+
+    from finetune.examples import EXAMPLES_DIR
+
+    monkeypatch.setenv("SKILLCALL_DAEMON__HISTORY_DB", str(tmp_path / "history.db"))
+    monkeypatch.setenv("SKILLCALL_EXAMPLES_DIR", str(shutil.copytree(EXAMPLES_DIR, tmp_path / "examples")))
+    missing = runner.invoke(app, ["history"])
+    assert missing.exit_code == 1 and missing.stderr.count("\n") == 1 and "no history at" in missing.stderr
+    _history_with_turns(tmp_path / "history.db")
+    shown = runner.invoke(app, ["history"])
+    assert shown.exit_code == 0, shown.stderr
+    lines = shown.stdout.splitlines()
+    assert lines[0].startswith("#2 ") and lines[0].endswith('"what is banana"')
+    assert lines[1].strip() == 'math(question="banana")  [failed]  I found no numbers.'
+    assert lines[3].startswith("#1 ") and lines[4].strip() == "other()  [not a request]"
+    assert lines[5].strip() == "transcribe 402 · route 72 · total 474 ms"
+    rows = [json.loads(line) for line in runner.invoke(app, ["history", "--failed", "--json"]).stdout.splitlines()]
+    assert [(r["id"], r["ok"], r["calls"][0]["ok"]) for r in rows] == [(2, False, False)]
+    assert runner.invoke(app, ["history", "--skill", "weather"]).stderr.startswith("no turns match")
+    learnt = runner.invoke(app, ["correct", "1", 'weather(location="paris")'])
+    assert learnt.exit_code == 0, learnt.stderr
+    assert learnt.stdout.startswith('learnt: "how is Paris looking today?" -> weather(location="Paris")  (')
+    assert "skillcall dataset && skillcall train --init router" in learnt.stderr
+    assert "### User: how is Paris looking today?\n### Assistant: weather(location=\"Paris\")\n" in \
+        (tmp_path / "examples" / "weather_examples.txt").read_text()
+    assert "corrected to weather(location=\"Paris\")" in runner.invoke(app, ["history", "--last", "1", "--skill",
+                                                                             "other"]).stdout  # fmt: skip
+    assert runner.invoke(app, ["examples", "check"]).exit_code == 0
+    for argv, message in ((["correct", "7", "other"], "no turn 7 in the history"),
+                          (["correct", "1", 'weather(location="Rome")'], "location='Rome' is not in what was heard"),
+                          (["correct", "1", "wether()"], "did you mean 'weather'?")):  # fmt: skip
+        refused = runner.invoke(app, argv)
+        assert refused.exit_code == 1 and refused.stderr.count("\n") == 1 and message in refused.stderr, argv
+
+
+def test_new_skill_writes_files_that_examples_check_passes(tmp_path):
+    result = runner.invoke(app, ["new-skill", "greet", "name", "times:int=1", "--description", "Greet someone."])
+    assert result.exit_code == 0, result.stderr
+    assert f"wrote {tmp_path / 'user-skills' / 'greet.py'}" in result.stdout
+    assert "skillcall generate --skill greet -n 50" in result.stdout and "skillcall examples check" in result.stdout
+    checked = runner.invoke(app, ["examples", "check"])
+    assert checked.exit_code == 0, checked.stderr
+    assert re.search(r"^greet +3$", checked.stdout, re.M)
+    assert runner.invoke(app, ["call", 'greet(name="Ada")']).stdout == "greet: name='Ada', times=1\n"
+    again = runner.invoke(app, ["new-skill", "greet"])
+    assert again.exit_code == 1 and "a skill named 'greet' is already loaded" in again.stderr
+
+
+def test_dataset_in_the_formats_of_other_trainers(tmp_path):
+    for fmt in ("alpaca", "chatml", "function-calls"):
+        result = runner.invoke(app, ["dataset", "--out", str(tmp_path), "--format", fmt])
+        assert result.exit_code == 0, result.stderr
+        assert f"wrote {tmp_path / fmt / 'train.jsonl'}" in result.stdout
+        first = json.loads((tmp_path / fmt / "test.jsonl").read_text().splitlines()[0])
+        assert set(first) == ({"messages"} if fmt == "chatml" else {"instruction", "input", "output"})
+    assert not (tmp_path / "train.jsonl").exists()  # what `skillcall train` reads is left alone
+    assert runner.invoke(app, ["dataset", "--format", "csv"]).exit_code == 2
+
+
+def test_generate_from_documents(tmp_path, stub, monkeypatch):
+    from tests.test_generate import _questions
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "tea.txt").write_text("Green tea steeps at 80 degrees for two minutes.")
+    (docs / "photo.jpg").write_bytes(b"\xff\xd8\xff\0JFIF")
+    folder = tmp_path / "examples"  # not the checkout's
+    folder.mkdir()
+    monkeypatch.setenv("SKILLCALL_EXAMPLES_DIR", str(folder))
+    (folder / "ask_examples.txt").write_text("#### Prompt:\nask\n\n#### Prompt Examples:\n\n#### Examples:\n")
+    stub.routes["/v1/chat/completions"] = lambda request: _questions("How hot should the water be for green tea?")
+    result = runner.invoke(app, ["generate", "--skill", "ask", "--from-docs", str(docs), "--base-url",
+                                 f"{stub.url}/v1"])  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    assert "appended 1 row(s)" in result.stdout and "from 1 chunk(s)" in result.stdout
+    assert f"skipped {docs / 'photo.jpg'}: not text (binary)" in result.stderr
+    assert "Write 5 questions" in stub.requests[0].body["messages"][1]["content"]
+    assert "### User: How hot should the water be for green tea?" in (folder / "ask_examples.txt").read_text()
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    result = runner.invoke(app, ["generate", "--skill", "ask", "--from-docs", str(empty), "--base-url", stub.url])
+    assert result.exit_code == 1 and result.stderr.strip() == f"error: no text files under {empty}; --from-docs " \
+                                                              "reads UTF-8 text files (.txt, .md, ...)"

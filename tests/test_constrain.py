@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from assistant.constrain import COMPLETE, NO, PARTIAL, CallAcceptor
+from assistant.constrain import COMPLETE, END, NO, PARTIAL, CallAcceptor
+
+SAID = 'What\'s the weather like in "New York"? Add oat milk, please'
 
 
 @pytest.fixture
 def acceptor(registry):
-    return CallAcceptor(registry, 'What\'s the weather like in "New York"? Add oat milk, please')
+    return CallAcceptor(registry, SAID, max_calls=1)
 
 
 @pytest.mark.parametrize(
@@ -32,11 +34,34 @@ def test_states(acceptor, text, status):
 
 @pytest.mark.parametrize(
     ("text", "forced"),
-    [("w", 'eather('), ("timer(", 'duration="'), ("cancel_timer(", ")"), ("notes(action=", '"'),
+    [("w", 'eather('), ("timer(", 'duration="'), ("cancel_timer(", ""), ("other(", ")"), ("notes(action=", '"'),
      ('notes(action="l', 'ist"'), ("weather(", ""), ('weather(location="', ""), ("", "")],
 )  # fmt: skip
 def test_forced_continuations(acceptor, text, forced):
     assert acceptor.forced(text) == forced
+
+
+def test_a_sequence_of_calls_in_the_order_said(registry):
+    acceptor, weather = CallAcceptor(registry, SAID), 'weather(location="New York")'
+    assert acceptor.state(weather) == (PARTIAL, ["; ", END])  # the model's end token, or another request
+    assert acceptor.forced(weather) == ""
+    assert acceptor.state(weather + END)[0] == COMPLETE
+    assert acceptor.state(weather + ";") == (PARTIAL, [" "])
+    notes = 'notes(action="add", note="oat milk")'
+    assert acceptor.state(f"{weather}; {notes}")[0] == PARTIAL
+    assert acceptor.state(f"{weather}; {notes}{END}")[0] == COMPLETE
+    assert acceptor.state(f"{weather}; {notes}; {weather}; {notes}")[0] == COMPLETE  # four: no fifth
+    assert acceptor.state(f"{weather}; {notes}; {weather}; {notes}; ")[0] == NO
+    for wrong in (f"{weather}; other()", f"{weather} ;", f"{weather};{notes}", f"{weather}; {notes[:-1]}; ",
+                  f'{weather}; weather(location="Paris")', "other(); ", f"{weather[:-2]}{END}"):
+        assert acceptor.state(wrong)[0] == NO, wrong
+    assert acceptor.state("other()")[0] == COMPLETE  # no request: nothing follows
+
+
+def test_an_utterance_with_no_word_that_joins_two_requests_holds_one_call(registry):
+    acceptor = CallAcceptor(registry, "weather in New York")
+    assert acceptor.state('weather(location="New York")')[0] == COMPLETE
+    assert acceptor.state('weather(location="New York"); ')[0] == NO
 
 
 def _with_user_skill(settings, tmp_path, name, source):
@@ -158,7 +183,7 @@ def installed(registry, settings):
     ],
 )  # fmt: skip
 def test_runapp_takes_only_spans_that_name_an_installed_app(installed, utterance, text, status):
-    assert CallAcceptor(installed, utterance).state(text)[0] == status
+    assert CallAcceptor(installed, utterance, max_calls=1).state(text)[0] == status
 
 
 def test_with_known_values_off_any_span_will_do(installed):
@@ -199,3 +224,13 @@ def test_word_spans_are_whole_words_without_edge_punctuation():
 
     spans = word_spans('Open "Firefox", please.', max_words=2)
     assert spans == ["Open", 'Open "Firefox', "Firefox", "Firefox\", please", "please"]
+
+
+def test_another_call_may_follow_only_where_a_joining_word_comes_after_the_words_copied(registry):
+    acceptor = CallAcceptor(registry, "Otto, what's the weather in Paris?")  # a comma, but before the place
+    assert acceptor.state('weather(location="Paris")')[0] == COMPLETE
+    acceptor = CallAcceptor(registry, "weather in Paris, and a timer for ten minutes")
+    assert acceptor.state('weather(location="Paris")')[0] == PARTIAL
+    both = 'weather(location="Paris"); timer(duration="ten minutes")'
+    assert acceptor.state(both)[0] == COMPLETE  # nothing joined on after the duration
+    assert acceptor.state("cancel_timer()")[0] == PARTIAL  # no words copied: a join anywhere will do

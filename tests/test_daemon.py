@@ -107,6 +107,26 @@ def test_risky_calls_wait_for_a_yes(daemon, parts, settings, tmp_path):
     assert answered.ok and answered.reply == "Opening Firefox."
 
 
+def test_several_requests_run_in_order_and_a_risky_one_waits_for_its_yes(daemon, parts, registry, tmp_path):
+    apps = tmp_path / "applications"
+    apps.mkdir()
+    (apps / "firefox.desktop").write_text(f"[Desktop Entry]\nType=Application\nName=Firefox\nExec=touch {tmp_path}/ran\n")
+    run = daemon(use_wake=False)
+    said = speak("Set a timer for ten minutes and open Firefox.", parts["folder"])
+    try:
+        asked = run.handle(_utterances(join([said]))[0])
+        assert [c.name for c in registry.parse_calls(asked.call)] == ["timer", "runapp"], asked.text
+        assert asked.skipped == "awaiting confirmation" and not (tmp_path / "ran").exists()
+        assert asked.reply.startswith("Timer set for 10 minutes. Shall I run runapp(")  # the timer has run
+        assert [c.ok for c in asked.calls] == [True]
+        confirmed = run.handle(_utterances(join([speak("Yes.", parts["folder"])]))[0])
+        assert confirmed.ok and confirmed.reply == "Opening Firefox."
+        history = History(tmp_path / "history.db").recent()
+        assert [[c["call"].split("(")[0] for c in turn["calls"]] for turn in history] == [["runapp"], ["timer"]]
+    finally:
+        registry.dispatch(registry.parse("cancel_timer()"))
+
+
 @pytest.mark.parametrize(
     ("said", "answer"),
     [("Yes.", True), ("Okay, go ahead.", True), ("Um, yeah, do it, thanks.", True), ("Sure.", True),
@@ -162,6 +182,33 @@ def test_a_failing_turn_is_logged_and_the_daemon_listens_on(daemon, parts, tmp_p
     assert "cannot log the turn" in caplog.text and "set daemon.history_db" in caplog.text
 
 
+def test_a_skill_spinning_in_c_code_is_stopped_and_the_daemon_listens_on(parts, settings, tmp_path):
+    import time
+
+    from skills import BUILTIN_DIR, Registry, SkillContext
+
+    (tmp_path / "slow_math.py").write_text(
+        "import re\n\nfrom skills import skill\n\n\n@skill(timeout_s=0.5)\ndef math(question: str) -> str:\n"
+        '    """Arithmetic that backtracks for ever in C on one question (holding the GIL)."""\n'
+        '    if "two" in question:\n        re.match(r"(a+)+$", "a" * 40 + "b")\n    return "ten"\n')
+    registry = Registry(SkillContext(settings))  # the built-ins, with the user's math in place of the built-in one
+    for path in sorted(BUILTIN_DIR.glob("*.py")):
+        if path.name != "arithmetic.py":
+            registry.load_file(path)
+    registry.load_file(tmp_path / "slow_math.py")
+    parts["router"].registry = registry
+    turns = []
+    run = Daemon(registry, parts["transcriber"], parts["router"], emit=turns.append, use_wake=False)
+    audio = join([speak(s, parts["folder"]) for s in ("What is two plus two?", "What is five plus five?")])
+    start = time.monotonic()
+    assert run.run(np.array_split(audio, len(audio) // 512)) == 2
+    assert [t.call for t in turns] == ['math(question="two plus two")', 'math(question="five plus five")']
+    assert turns[0].ok is False and turns[0].reply == "math did not finish within 0.5 s and was stopped"
+    assert 500 <= turns[0].dispatch_ms < 2500
+    assert turns[1].ok and turns[1].reply == "ten"
+    assert time.monotonic() - start < 60
+
+
 def test_a_timer_announcement_leaves_the_segmenter_to_the_audio_thread(daemon, parts, tmp_path):
     import threading
 
@@ -213,3 +260,61 @@ def test_the_windows_open_when_the_reply_has_been_spoken(daemon, parts, tmp_path
     now[0] += 1
     follow = run.handle(said[1])
     assert follow.call is not None and follow.call.startswith("math(")
+
+
+def test_spoken_corrections_are_learnt_from_the_words_after_them(registry, stub, tmp_path):
+    """Words in, with the OpenAI-compatible router on a stub that routes a few phrases: no Whisper, no model."""
+    import json
+
+    from assistant.corrections import Corrector
+    from assistant.routers import load_router as load
+    from tests.servers import json_response
+
+    meant = {"the weather in Paris": ("weather", {"location": "Paris"}), "the time in Paris": ("timecheck",
+             {"location": "Paris"}), "what's the weather in Perth": ("weather", {"location": "Perth"})}  # fmt: skip
+
+    def route(request):
+        name, arguments = meant.get(request.body["messages"][-1]["content"], ("other", {}))
+        call = {"id": "c", "type": "function", "function": {"name": name, "arguments": json.dumps(arguments)}}
+        return json_response({"id": "x", "object": "chat.completion", "created": 1, "model": "m", "choices": [
+            {"index": 0, "finish_reason": "tool_calls",
+             "message": {"role": "assistant", "content": None, "tool_calls": [call]}}]})  # fmt: skip
+
+    stub.routes["/v1/chat/completions"] = route
+    examples = tmp_path / "examples"
+    examples.mkdir()
+    for skill in ("weather", "timecheck", "other"):
+        (examples / f"{skill}_examples.txt").write_text(f"#### Prompt:\n{skill}\n\n#### Prompt Examples:\n\n"
+                                                        "#### Examples:\n")  # fmt: skip
+    history = History(tmp_path / "history.db")
+    now = [1000.0]
+    run = Daemon(registry, None, load(RouterOptions(kind="openai", base_url=f"{stub.url}/v1", model="m"), registry),
+                 DaemonOptions(), history, use_wake=False, corrector=Corrector(registry, [examples], examples, history))
+    run.clock = lambda: now[0]
+
+    def rows(skill):
+        return (examples / f"{skill}_examples.txt").read_text().split("#### Examples:\n")[1]
+
+    assert run.handle_text("How is Paris looking today?").skipped == "not a request"
+    learnt = run.handle_text("No, I meant the weather in Paris.")
+    assert learnt.call == 'weather(location="Paris")' and learnt.reply.startswith("Got it, I'll remember that. ")
+    assert learnt.calls[0].call == 'weather(location="Paris")'  # and what was meant is run
+    assert rows("weather") == '\n### User: How is Paris looking today?\n### Assistant: weather(location="Paris")\n'
+    asked = run.handle_text("That's wrong.")
+    assert asked.skipped == "awaiting correction" and asked.reply == "What did you mean?"
+    again = run.handle_text("the time in Paris")  # the answer: what was meant, learnt for the same turn
+    assert again.call == 'timecheck(location="Paris")' and again.reply.startswith("Got it")
+    assert rows("weather") == "" and "timecheck(location=\"Paris\")" in rows("timecheck")
+    assert history.turn(1)["correction"]["call"] == 'timecheck(location="Paris")'
+    assert run.handle_text("I wasn't talking to you.").call == "other()"
+    assert rows("other") == "\n### User: How is Paris looking today?\n### Assistant: other()\n"
+
+    run.handle_text("what's the weather in Perth")
+    refused = run.handle_text("No, I meant the weather in Paris")  # "Paris" was not heard: run, not learnt
+    assert refused.reply.startswith("I can't learn that one: those words aren't in what I heard.")
+    assert refused.calls[0].call == 'weather(location="Paris")' and "Perth" not in rows("weather")
+    assert run.handle_text("That's wrong.").reply == "What did you mean?"
+    assert run.handle_text("never mind").skipped == "correction cancelled"
+    now[0] += 31  # past daemon.correct_window_s: the words are routed as any others
+    late = run.handle_text("No, I meant the weather in Paris.")
+    assert late.call == "other()" and late.skipped == "not a request"

@@ -39,6 +39,17 @@ SHIPPED_CASES = [
     ("Open Firefox.", 'runapp(program="Firefox")'),
     ("Why do cats purr?", 'ask(question="Why do cats purr")'),
     ("Thanks, that's all for now.", "other()"),
+    ("Set a pasta timer for ten minutes.", 'timer(duration="ten minutes", name="pasta")'),
+    ("Cancel the five minute timer.", 'cancel_timer(name="five minute")'),
+    ("How much time is left on the egg timer?", 'timer_status(name="egg")'),
+    ("Pause the timer.", "pause_timer()"),
+    ("Resume the pasta timer.", 'resume_timer(name="pasta")'),
+    ("Set a timer for ten minutes and tell me the weather in Paris.",
+     'timer(duration="ten minutes"); weather(location="Paris")'),
+    ("what's the time in tokyo and add eggs to my shopping list",
+     'timecheck(location="tokyo"); notes(action="add", note="eggs")'),
+    ("Add bread and milk to my shopping list.", 'notes(action="add", note="bread and milk")'),  # one request
+    ("Set a timer for one hour and ten minutes.", 'timer(duration="one hour and ten minutes")'),
 ]
 
 
