@@ -112,7 +112,7 @@ def test_several_requests_run_in_order_and_a_risky_one_waits_for_its_yes(daemon,
     apps.mkdir()
     (apps / "firefox.desktop").write_text(f"[Desktop Entry]\nType=Application\nName=Firefox\nExec=touch {tmp_path}/ran\n")
     run = daemon(use_wake=False)
-    said = speak("Set a timer for ten minutes and open Firefox.", parts["folder"])
+    said = speak("Set a timer for ten minutes and then open Firefox.", parts["folder"])
     try:
         asked = run.handle(_utterances(join([said]))[0])
         assert [c.name for c in registry.parse_calls(asked.call)] == ["timer", "runapp"], asked.text
@@ -293,7 +293,7 @@ def test_spoken_corrections_are_learnt_from_the_words_after_them(registry, stub,
     run.clock = lambda: now[0]
 
     def rows(skill):
-        return (examples / f"{skill}_examples.txt").read_text().split("#### Examples:\n")[1]
+        return (examples / f"{skill}_examples.txt").read_text().partition("#### Corrections:\n")[2]
 
     assert run.handle_text("How is Paris looking today?").skipped == "not a request"
     learnt = run.handle_text("No, I meant the weather in Paris.")
