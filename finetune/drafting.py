@@ -41,14 +41,15 @@ def span_starts(rows: list[dict], registry: Registry, keep: int = 6) -> dict[str
 
 def skill_words(rows: list[dict], min_rows: int = 3) -> dict[str, dict]:
     """How many rows each skill has, and for each word said in at least ``min_rows`` rows, in how many rows of
-    each skill: a naive Bayes model of the skill given the words (``likely_skill``)."""
+    each skill: a naive Bayes model of the skill given the words (``likely_skill``). A row of several calls counts
+    for its first call's skill, and its words for none."""
     per_skill: Counter[str] = Counter()
     counts: dict[str, Counter[str]] = {}
     for row in rows:
-        if row.get("skill") == "compound":  # the words of several requests point to no one skill
-            continue
         skill = row["call"].split("(", 1)[0]
         per_skill[skill] += 1
+        if row.get("skill") == "compound":  # the words of several requests point to no one skill
+            continue
         for word in words(row["text"]):
             counts.setdefault(word, Counter())[skill] += 1
     kept = {word: dict(sorted(c.items())) for word, c in sorted(counts.items()) if c.total() >= min_rows}

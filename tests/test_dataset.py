@@ -22,8 +22,10 @@ def test_splits_are_stratified_and_disjoint(example_set, registry, tmp_path):
     compound = {name: [r for r in part if r["skill"] == "compound"] for name, part in rows.items()}
     total = sum(len(r) for r in rows.values()) - sum(len(r) for r in compound.values())
     assert total == sum(example_set.counts().values())
-    for name, part in compound.items():  # several requests in one breath, a tenth of each split, in its words
-        assert 0.9 * 0.1 * (len(rows[name]) - len(part)) <= len(part) <= 0.1 * len(rows[name])
+    for name, part in compound.items():
+        share = DatasetOptions().compound  # several requests in one breath: this share of each split, its words
+        base = len(rows[name]) - len(part)
+        assert 0.9 * share * base <= len(part) <= round(share * base)
         assert all(len(registry.parse_calls(r["call"], limit=4)) >= 1 for r in part)
         assert sum(";" in r["call"] for r in part) > 0.6 * len(part)  # the rest: a request and a remark
     for skill, count in example_set.counts().items():
@@ -38,7 +40,7 @@ def test_splits_are_stratified_and_disjoint(example_set, registry, tmp_path):
 def test_a_router_is_tested_on_the_split_of_its_own_seed(example_set, registry, tmp_path):
     written = build_dataset(example_set, DatasetOptions(tmp_path, seed=7))
     test = read_jsonl(written.paths["test"], ("text", "call"))
-    rows = router_test_split([EXAMPLES_DIR], registry, {"dataset": {"seed": 7, "compound": 0.1}})
+    rows = router_test_split([EXAMPLES_DIR], registry, {"dataset": {"seed": 7, "compound": DatasetOptions().compound}})
     assert [(r["text"], r["call"]) for r in rows] == [(r["text"], r["call"]) for r in test]
     assert router_test_split([EXAMPLES_DIR], registry, {}) != rows  # a card without a seed: seed 0's split
     assert router_test_split([EXAMPLES_DIR], registry, None) == router_test_split([EXAMPLES_DIR], registry, {})

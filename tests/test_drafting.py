@@ -45,7 +45,8 @@ def test_skill_words_count_rows_not_mentions():
 def test_likely_skill_guesses_held_out_rows_and_abstains_when_unsure(registry_module):
     splits = split_rows(load_examples([EXAMPLES_DIR], registry_module), DatasetOptions())[0]
     stats = skill_words(splits["train"])
-    guesses = [(likely_skill(row["text"], stats), row["skill"]) for row in splits["validation"]]
+    guesses = [(likely_skill(row["text"], stats), row["skill"]) for row in splits["validation"]
+               if row["skill"] != "compound"]  # the words of several requests point to no one skill
     made = [(guess, skill) for guess, skill in guesses if guess is not None]
     assert len(made) > 0.5 * len(guesses)  # guesses most rows ...
     assert sum(guess == skill for guess, skill in made) > 0.85 * len(made)  # ... and most guesses are right

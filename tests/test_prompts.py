@@ -50,7 +50,7 @@ def test_skill_lists(registry):
     assert skills_text(registry, "names").startswith("Skills: ")
     full = skills_text(registry, "full", {"weather": 'weather(location="[location]") the weather.'})
     assert 'weather(location="[location]") the weather.' in full.splitlines()
-    assert "timer(duration: str) Start a countdown" in full
+    assert "timer(duration: str, name: str | None = None) Start a countdown" in full
 
 
 def test_unknown_and_malformed_templates(tmp_path):
