@@ -36,16 +36,16 @@ class _Timer:
     @property
     def called(self) -> str:
         """How a sentence names it: "pasta timer", "10-minute timer", "timer for 1 hour 30 minutes"."""
-        if self.name:
-            label = self.name.removesuffix(" timer")
-            return f"{label} timer"
-        count, unit, *rest = say_duration(self.seconds).split()
-        return f"timer for {say_duration(self.seconds)}" if rest else f"{count}-{unit.removesuffix('s')} timer"
+        if self.name:  # "timer" is never part of it (``_label``)
+            return f"{self.name} timer"
+        said = say_duration(self.seconds)
+        count, unit, *rest = said.split()
+        return f"timer for {said}" if rest else f"{count}-{unit.removesuffix('s')} timer"
 
     @property
     def short(self) -> str:
         """How a list names it: its name, or its length ("pasta", "1 hour 30 minutes")."""
-        return self.called.removesuffix(" timer") if self.name else say_duration(self.seconds)
+        return self.name or say_duration(self.seconds)
 
     def left(self) -> float:
         return self.left_s if self.due is None else max(0.0, self.due - time.monotonic())
