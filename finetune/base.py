@@ -6,6 +6,7 @@ import hashlib
 import logging
 import os
 import shutil
+import struct
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,55 @@ def resolve_gguf(base: str | Path) -> Path | None:
     if not path.is_file():
         raise ModelError(f"base model file {path} does not exist; name an existing .gguf or an HF model directory")
     return path
+
+
+_SCALAR_BYTES = {0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4, 7: 1, 10: 8, 11: 8, 12: 8}
+"""Bytes of each fixed-size GGUF metadata value type (gguf.GGUFValueType: UINT8 … FLOAT64); 8 is a string, 9 an
+array."""
+
+
+def gguf_architecture(path: Path) -> str | None:
+    """A GGUF's ``general.architecture`` (None when it has none), read from the start of its header: gguf's reader
+    parses every metadata value first (the tokenizer's 49k strings: 6 s here). ValueError for what is not a
+    little-endian GGUF v2+, or a header cut short."""
+    with open(path, "rb") as file:
+
+        def read(size: int) -> bytes:
+            data = file.read(size)
+            if len(data) != size:
+                raise ValueError("the GGUF header ends early")
+            return data
+
+        def number(fmt: str) -> int:
+            return struct.unpack(f"<{fmt}", read(struct.calcsize(fmt)))[0]
+
+        def text() -> str:
+            return read(number("Q")).decode("utf-8", "replace")
+
+        def skip(kind: int) -> None:
+            if kind in _SCALAR_BYTES:
+                file.seek(_SCALAR_BYTES[kind], os.SEEK_CUR)
+            elif kind == 8:
+                file.seek(number("Q"), os.SEEK_CUR)
+            elif kind == 9:
+                item, count = number("I"), number("Q")
+                if item in _SCALAR_BYTES:
+                    file.seek(_SCALAR_BYTES[item] * count, os.SEEK_CUR)
+                else:
+                    for _ in range(count):
+                        skip(item)
+            else:
+                raise ValueError(f"unknown GGUF value type {kind}")
+
+        if read(4) != b"GGUF" or number("I") < 2:
+            raise ValueError("not a GGUF file of version 2 or later")
+        _tensors, keys = number("Q"), number("Q")
+        for _ in range(keys):
+            key, kind = text(), number("I")
+            if key == "general.architecture" and kind == 8:
+                return text()
+            skip(kind)
+    return None
 
 
 def _import_torch() -> Any:

@@ -67,7 +67,7 @@ def split_rows(example_set: ExampleSet, options: DatasetOptions) -> tuple[dict[s
             continue
         seen.add(key)
         if example.corrected:  # what a user corrected is learnt, never held out
-            corrected.append({"text": example.text, "call": example.call, "skill": skill})
+            corrected.append({"text": example.text, "call": example.call, "skill": skill, "corrected": True})
             continue
         by_skill.setdefault(skill, []).append({"text": example.text, "call": example.call, "skill": skill})
     splits: dict[str, list[dict]] = {name: [] for name in SPLITS}

@@ -123,4 +123,6 @@ def test_corrected_rows_are_always_trained_on(registry, tmp_path):
     result = build_dataset(example_set, DatasetOptions(tmp_path / "data", compound=0))
     splits = {name: [r["text"] for r in read_jsonl(path)] for name, path in result.paths.items()}
     assert all(f"how warm is town {i}" in splits["train"] for i in range(30))  # none held out
+    marked = {r["text"] for r in read_jsonl(result.paths["train"]) if r.get("corrected")}  # a retrain weighs them
+    assert marked == {f"how warm is town {i}" for i in range(30)}
     assert result.counts["weather"] == {"train": 30 + 32, "validation": 4, "test": 4}
