@@ -1,4 +1,15 @@
-from finetune.replay import CORRECTION_WEIGHT, learnt_keys, read_learnt, replayed, replayed_size, row_key, unlearnt, write_learnt
+"""Replay: what a retrain from a router trains on."""
+
+from finetune.replay import (
+    CORRECTION_WEIGHT,
+    learnt_keys,
+    read_learnt,
+    replayed,
+    replayed_size,
+    row_key,
+    unlearnt,
+    write_learnt,
+)
 
 
 def _rows(n: int, skill: str = "weather") -> list[dict]:
