@@ -12,10 +12,23 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import typer
+from typer.core import TyperGroup
 
 from skills import SkillcallError
 
+
+class _Commands(TyperGroup):
+    """The one place errors become exit codes: a command's ``SkillcallError`` is one line on stderr, status 1."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except SkillcallError as exc:
+            raise _fail(str(exc)) from None
+
+
 app = typer.Typer(
+    cls=_Commands,
     name="skillcall",
     help="Offline voice assistant: speech -> Whisper -> router -> skill.",
     no_args_is_help=True,
@@ -62,10 +75,7 @@ def _registry(config, notify=None):
 @app.command("skills")
 def skills_command(as_json: Annotated[bool, typer.Option("--json", help="One JSON object per skill.")] = False) -> None:
     """List the loaded skills with their signatures and descriptions."""
-    try:
-        registry = _registry(_config())
-    except SkillcallError as exc:
-        raise _fail(str(exc)) from None
+    registry = _registry(_config())
     for found in registry:
         if as_json:
             typer.echo(json.dumps({"name": found.name, "signature": found.signature, "description": found.description,
@@ -81,11 +91,8 @@ def call_command(
 ) -> None:
     """Parse, validate and run a skill call (or up to three joined by "; "); print the replies. Exit 1 on an invalid
     call or a failed skill."""
-    try:
-        registry = _registry(_config())
-        parsed = registry.parse_calls(call)
-    except SkillcallError as exc:
-        raise _fail(str(exc)) from None
+    registry = _registry(_config())
+    parsed = registry.parse_calls(call)
     _run_calls(registry, parsed)
 
 
@@ -133,10 +140,7 @@ def config_command() -> None:
     from .config import config_path
 
     path = config_path()
-    try:
-        config = _config()
-    except SkillcallError as exc:
-        raise _fail(str(exc)) from None
+    config = _config()
     typer.echo(f"# {path}{'' if path.exists() else ' (not present: defaults)'}")
     typer.echo(json.dumps(config.model_dump(mode="json"), indent=2, ensure_ascii=False))
 
@@ -150,11 +154,8 @@ def examples_check() -> None:
     """Validate every example file: format, calls, spans, duplicates. Per-skill counts; exit 1 on any problem."""
     from finetune.examples import load_examples
 
-    try:
-        config = _config()
-        example_set = load_examples(config.example_dirs(), _registry(config))
-    except SkillcallError as exc:
-        raise _fail(str(exc)) from None
+    config = _config()
+    example_set = load_examples(config.example_dirs(), _registry(config))
     counts = example_set.counts()
     width = max(map(len, counts), default=5)
     for skill, count in counts.items():
@@ -183,13 +184,10 @@ def dataset_command(
     from finetune.examples import load_examples
     from finetune.formats import FormatOptions, export_dataset
 
-    try:
-        config = _config()
-        example_set = load_examples(config.example_dirs(), _registry(config))
-        result = build_dataset(example_set, DatasetOptions(out, seed)) if fmt == "jsonl" else \
-            export_dataset(example_set, DatasetOptions(out / fmt, seed), FormatOptions(fmt, skill_list))
-    except SkillcallError as exc:
-        raise _fail(str(exc)) from None
+    config = _config()
+    example_set = load_examples(config.example_dirs(), _registry(config))
+    result = build_dataset(example_set, DatasetOptions(out, seed)) if fmt == "jsonl" else \
+        export_dataset(example_set, DatasetOptions(out / fmt, seed), FormatOptions(fmt, skill_list))
     width = max(map(len, result.counts), default=5)
     typer.echo(f"{'skill':<{width}}  {'train':>6} {'valid':>6} {'test':>6}")
     for skill, split in result.counts.items():
@@ -225,27 +223,24 @@ def generate_command(
     from finetune.generate import GenerateOptions, generate
 
     wanted = n or (5 if from_docs else 20)
-    try:
-        chunking = ChunkOptions(chunk_size, step_size, max_file_mb)
-        options = GenerateOptions(skill=skill, n=wanted, model=model, base_url=base_url, batch_size=batch_size,
-                                  from_docs=from_docs, chunking=chunking)  # fmt: skip
-        config = _config()
-        registry = _registry(config)
-        folder = _examples_folder(config, registry, skill)
-        others = [e.text for name, e in read_examples(config.example_dirs(), registry).rows() if name != skill]
-        if from_docs is not None:
-            documents, passed_over = find_documents(from_docs, chunking)
-            if not documents:
-                for skipped in passed_over:
-                    typer.echo(f"skipped {skipped}", err=True)
-                raise _fail(f"no text files under {from_docs}; --from-docs reads UTF-8 text files (.txt, .md, ...)")
-            bar = tqdm(total=estimate_chunks(documents, chunking), unit="chunk", desc=f"{skill} from documents")
-        else:
-            bar = tqdm(total=wanted, unit="row", desc=f"generate {skill}")
-        with bar:
-            result = generate(options, registry, folder, progress=bar.update, others=others)
-    except SkillcallError as exc:
-        raise _fail(str(exc)) from None
+    chunking = ChunkOptions(chunk_size, step_size, max_file_mb)
+    options = GenerateOptions(skill=skill, n=wanted, model=model, base_url=base_url, batch_size=batch_size,
+                              from_docs=from_docs, chunking=chunking)  # fmt: skip
+    config = _config()
+    registry = _registry(config)
+    folder = _examples_folder(config, registry, skill)
+    others = [e.text for name, e in read_examples(config.example_dirs(), registry).rows() if name != skill]
+    if from_docs is not None:
+        documents, passed_over = find_documents(from_docs, chunking)
+        if not documents:
+            for skipped in passed_over:
+                typer.echo(f"skipped {skipped}", err=True)
+            raise _fail(f"no text files under {from_docs}; --from-docs reads UTF-8 text files (.txt, .md, ...)")
+        bar = tqdm(total=estimate_chunks(documents, chunking), unit="chunk", desc=f"{skill} from documents")
+    else:
+        bar = tqdm(total=wanted, unit="row", desc=f"generate {skill}")
+    with bar:
+        result = generate(options, registry, folder, progress=bar.update, others=others)
     for skipped in result.skipped:
         typer.echo(f"skipped {skipped}", err=True)
     for row, reason in result.rejected:
@@ -281,13 +276,10 @@ def route_command(
 
     if not text and jsonl is None:
         raise _fail("give utterances or --jsonl FILE", 2)
-    try:
-        config = _config()
-        registry = _registry(config)
-        rows = read_jsonl(jsonl) if jsonl else [{"text": t} for t in text or []]
-        routing = _router(config, registry, kind=router)
-    except SkillcallError as exc:
-        raise _fail(str(exc)) from None
+    config = _config()
+    registry = _registry(config)
+    rows = read_jsonl(jsonl) if jsonl else [{"text": t} for t in text or []]
+    routing = _router(config, registry, kind=router)
     for row in rows:
         result = routing.route_result(row["text"])
         if jsonl:
@@ -306,12 +298,9 @@ def route_command(
 @app.command("run")
 def run_command(text: Annotated[list[str], typer.Argument(help="What you would say.")]) -> None:
     """Route the text and run the skill (or skills, for several requests); print the replies."""
-    try:
-        config = _config()
-        registry = _registry(config)
-        routed = _router(config, registry).route_result(" ".join(text))
-    except SkillcallError as exc:
-        raise _fail(str(exc)) from None
+    config = _config()
+    registry = _registry(config)
+    routed = _router(config, registry).route_result(" ".join(text))
     typer.echo(f"-> {routed.calls}", err=True)
     if routed.dropped:
         from .daemon import more_than_said
@@ -331,18 +320,20 @@ def train_command(
     data: Annotated[Path, typer.Option(help="Folder with the splits from `skillcall dataset`.")] = Path("data"),
     out: Annotated[Path | None, typer.Option(help="Router folder to write (default: the shipped router/).")] = None,
     base: Annotated[str | None, typer.Option(help="Base model: .gguf path or HF model (default: bundled).")] = None,
-    epochs: Annotated[float | None, typer.Option(help="Passes over the training rows (default 3.5; 1 with "
-                                                 "--init).")] = None,
+    epochs: Annotated[float | None, typer.Option(help="Passes over the training rows (default 3.5; with --init, "
+                                                 "2 over what --replay picks).")] = None,
     max_steps: Annotated[int | None, typer.Option(help="Stop after this many steps.")] = None,
     batch_size: Annotated[int, typer.Option(help="Rows per step.")] = 8,
     learning_rate: Annotated[float | None, typer.Option("--lr", help="Peak learning rate (default 1.5e-3; "
-                                                        "3e-4 with --init).")] = None,
+                                                        "1.5e-4 with --init).")] = None,
     rank: Annotated[int, typer.Option("--rank", help="LoRA rank.")] = 16,
     template: Annotated[str | None, typer.Option(help="Prompt template family (default compact).")] = None,
     seed: Annotated[int, typer.Option(help="Seed for data order, LoRA init, addressing.")] = 0,
     resume: Annotated[bool, typer.Option(help="Continue from OUT/checkpoint.")] = False,
     init: Annotated[Path | None, typer.Option(help="Start from this router's adapter (e.g. router/) instead of "
                                               "fresh weights: a quicker retrain after adding a skill.")] = None,
+    replay: Annotated[float, typer.Option(min=0.01, max=1.0, help="With --init: each epoch trains on every row "
+                                          "that router has not learnt and this share of the others (1 = all).")] = 0.25,
     four_bit: Annotated[bool, typer.Option("--4bit", help="QLoRA via bitsandbytes (CUDA only).")] = False,
     max_train_rows: Annotated[int | None, typer.Option(help="Train on a subset (quick runs).")] = None,
     train_on_validation: Annotated[bool, typer.Option(help="Train on the validation rows too (a final router; "
@@ -357,20 +348,17 @@ def train_command(
     """LoRA fine-tune of the router on the dataset, then export for llama.cpp."""
     from finetune.train import LoraOptions, TrainOptions, train
 
-    try:
-        config = _config()
-        options = TrainOptions(
-            data=data, max_steps=max_steps, batch_size=batch_size, seed=seed, resume=resume, init=init,
-            four_bit=four_bit, max_train_rows=max_train_rows, train_on_validation=train_on_validation,
-            members=members, precision=precision, compile=compile_layers,
-            progress=True,
-            lora=LoraOptions(r=rank, alpha=2 * rank), wake=_wake_name(config),
-            **{k: v for k, v in {"out": out, "base": base, "epochs": epochs, "template": template,
-                                 "learning_rate": learning_rate}.items() if v is not None},
-        )  # fmt: skip
-        result = train(options, _registry(config))
-    except SkillcallError as exc:
-        raise _fail(str(exc)) from None
+    config = _config()
+    options = TrainOptions(
+        data=data, max_steps=max_steps, batch_size=batch_size, seed=seed, resume=resume, init=init,
+        four_bit=four_bit, max_train_rows=max_train_rows, train_on_validation=train_on_validation,
+        members=members, precision=precision, compile=compile_layers, replay=replay,
+        progress=True,
+        lora=LoraOptions(r=rank, alpha=2 * rank), wake=_wake_name(config),
+        **{k: v for k, v in {"out": out, "base": base, "epochs": epochs, "template": template,
+                             "learning_rate": learning_rate}.items() if v is not None},
+    )  # fmt: skip
+    result = train(options, _registry(config))
     if not result.card:  # another process under `accelerate launch`: the main one writes and reports the router
         return
     for written in [result, *result.members]:
@@ -396,22 +384,19 @@ def eval_command(
     from finetune.dataset import read_jsonl, router_test_split
     from finetune.evaluate import evaluate, plot_confusion
 
-    try:
-        config = _config()
-        registry = _registry(config)
-        tuned = _router(config, registry, kind=router, known_values=known_values)
-        rows = read_jsonl(data, ("text", "call")) if data is not None else \
-            router_test_split(config.example_dirs(), registry, tuned.card)
-        if not rows:
-            raise _fail(f"no rows to evaluate in {data or 'the test split'}")
-        reports = {}
-        reports[f"{tuned.name} (tuned)" if tuned.card else tuned.name] = evaluate(tuned, rows, registry)
-        if base and tuned.card:
-            untuned = _router(config, registry, kind=router, router_dir=None, known_values=known_values,
-                              template=tuned.card.get("template"), skill_list=tuned.card.get("skill_list"))  # fmt: skip
-            reports[f"{untuned.name} (untuned base)"] = evaluate(untuned, rows, registry)
-    except SkillcallError as exc:
-        raise _fail(str(exc)) from None
+    config = _config()
+    registry = _registry(config)
+    tuned = _router(config, registry, kind=router, known_values=known_values)
+    rows = read_jsonl(data, ("text", "call")) if data is not None else \
+        router_test_split(config.example_dirs(), registry, tuned.card)
+    if not rows:
+        raise _fail(f"no rows to evaluate in {data or 'the test split'}")
+    reports = {}
+    reports[f"{tuned.name} (tuned)" if tuned.card else tuned.name] = evaluate(tuned, rows, registry)
+    if base and tuned.card:
+        untuned = _router(config, registry, kind=router, router_dir=None, known_values=known_values,
+                          template=tuned.card.get("template"), skill_list=tuned.card.get("skill_list"))  # fmt: skip
+        reports[f"{untuned.name} (untuned base)"] = evaluate(untuned, rows, registry)
     names = list(reports)
     typer.echo(f"{len(rows)} rows" + (f" from {data}" if data else " (test split of the example files)"))
     typer.echo(f"{'':24}" + "".join(f"{n:>28}" for n in names))
@@ -457,23 +442,20 @@ def transcribe_command(
     from .audio import read_audio
     from .transcribe import load_transcriber
 
-    try:
-        config = _config()
-        transcriber = load_transcriber(config.transcriber, config.daemon.vad)  # the VAD `listen` hears speech with
-        for path in files:
-            transcript = transcriber.transcribe(read_audio(path))
-            if as_json:
-                typer.echo(json.dumps({"file": str(path), "text": transcript.text, "language": transcript.language,
-                                       "audio_s": round(transcript.audio_s, 3),
-                                       "transcribe_ms": round(1000 * transcript.seconds, 1),
-                                       "dropped": transcript.dropped}, ensure_ascii=False))  # fmt: skip
-            else:
-                typer.echo(transcript.text)  # one line per file, empty when nothing was said
-                if not transcript.text:
-                    typer.echo(f"{path}: no speech found" + (f" ({transcript.dropped})" if transcript.dropped else ""),
-                               err=True)  # fmt: skip
-    except SkillcallError as exc:
-        raise _fail(str(exc)) from None
+    config = _config()
+    transcriber = load_transcriber(config.transcriber, config.daemon.vad)  # the VAD `listen` hears speech with
+    for path in files:
+        transcript = transcriber.transcribe(read_audio(path))
+        if as_json:
+            typer.echo(json.dumps({"file": str(path), "text": transcript.text, "language": transcript.language,
+                                   "audio_s": round(transcript.audio_s, 3),
+                                   "transcribe_ms": round(1000 * transcript.seconds, 1),
+                                   "dropped": transcript.dropped}, ensure_ascii=False))  # fmt: skip
+        else:
+            typer.echo(transcript.text)  # one line per file, empty when nothing was said
+            if not transcript.text:
+                typer.echo(f"{path}: no speech found" + (f" ({transcript.dropped})" if transcript.dropped else ""),
+                           err=True)  # fmt: skip
 
 
 @app.command("devices")
@@ -481,10 +463,7 @@ def devices_command() -> None:
     """List audio input devices (use the index or name as daemon.audio.device)."""
     from .audio import list_devices
 
-    try:
-        devices = list_devices()
-    except SkillcallError as exc:
-        raise _fail(str(exc)) from None
+    devices = list_devices()
     if not devices:
         raise _fail("no audio input device found; plug in a microphone (or check `arecord -l`)")
     for device in devices:
@@ -512,7 +491,7 @@ def listen_command(
     from .audio import AudioOptions, file_chunks, microphone_chunks
     from .corrections import Corrector
     from .daemon import Daemon
-    from .history import History
+    from .history import Announcement, History
     from .transcribe import load_transcriber
 
     stop = threading.Event()
@@ -522,14 +501,22 @@ def listen_command(
         with lock, _closed_output(stop):
             if as_json:
                 typer.echo(json.dumps(turn.as_dict(), ensure_ascii=False))
-            elif turn.skipped == "announcement":
-                typer.echo(f"⏰ {turn.reply}")
+            elif isinstance(turn, Announcement):
+                typer.echo(f"⏰ {turn.text}")
             else:
                 typer.echo(f"> {turn.text}\n  {turn.call or '-'}" + (f"\n  {turn.reply}" if turn.reply else "")
                            + (f"  [{turn.skipped}]" if turn.skipped else ""))  # fmt: skip
 
+    loaded = threading.Event()
+
+    def on_signal(*_) -> None:
+        stop.set()
+        if not loaded.is_set():  # nothing to finish while the models load (a first run merges routers: tens of
+            typer.echo("stopped", err=True)  # seconds), so stop now; skill workers die with the process
+            os._exit(0)
+
     # installed before the models load, so an early stop is clean too; restored afterwards
-    previous = {signum: signal.signal(signum, lambda *_: stop.set()) for signum in (signal.SIGINT, signal.SIGTERM)}
+    previous = {signum: signal.signal(signum, on_signal) for signum in (signal.SIGINT, signal.SIGTERM)}
     try:
         config = _config()
         options = config.daemon
@@ -537,6 +524,8 @@ def listen_command(
             options = options.model_copy(update={"speak": speak})
         if device is not None:
             options.audio = AudioOptions(**{**options.audio.model_dump(), "device": device})
+        if not as_json:
+            typer.echo("loading the models", err=True)
         daemon_box: list = []
         registry = _registry(config, notify=lambda text: daemon_box[0].announce(text) if daemon_box else None)
         threading.Thread(target=registry.warm, name="warm-skills", daemon=True).start()  # while the models load
@@ -547,14 +536,13 @@ def listen_command(
                         history, emit, dry_run=dry_run, use_wake=wake if wake is not None else input_file is None,
                         corrector=corrector)  # fmt: skip
         daemon_box.append(daemon)
+        loaded.set()
         chunks = file_chunks(input_file, realtime, stop) if input_file else \
             microphone_chunks(options.audio, stop, daemon.mute)
         if not as_json:
             typer.echo("listening" + (f" to {input_file}" if input_file else "") + " (Ctrl-C to stop)", err=True)
         if not daemon.run(chunks, stop) and input_file and not stop.is_set():
             typer.echo(f"no speech found in {input_file}", err=True)
-    except SkillcallError as exc:
-        raise _fail(str(exc)) from None
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
@@ -583,12 +571,9 @@ def history_command(
     number in front is the TURN that `skillcall correct` takes."""
     from .history import History
 
-    try:
-        config = _config()
-        history = History(config.daemon.history_db, create=False, timeout_s=2)
-        turns = history.recent(last, skill=skill, failed=failed)
-    except SkillcallError as exc:
-        raise _fail(str(exc)) from None
+    config = _config()
+    history = History(config.daemon.history_db, create=False, timeout_s=2)
+    turns = history.recent(last, skill=skill, failed=failed)
     if not turns and not as_json:
         typer.echo("no turns" + (" match" if skill or failed else " yet") + f" in {history.path}", err=True)
     for turn in turns:
@@ -609,7 +594,8 @@ def _shown_turn(turn: dict) -> str:
     heard = f'"{printable(turn["text"])}"' if turn["text"] else "-"
     lines = [f"#{turn['id']:<5} {when}  {heard}"]
     if (turn["skipped"] or "").startswith("no speech") or turn["call"] is None:
-        return lines[0] + (f"  ({printable(turn['skipped'])})" if turn["skipped"] else "")
+        why = ": ".join(part for part in (turn["skipped"], turn.get("detail")) if part)
+        return lines[0] + (f"  ({printable(why)})" if why else "")
     runs = turn["calls"] or [{"call": turn["call"], "ok": turn["ok"], "reply": turn["reply"]}]
     for run in runs:
         state = "ok" if run["ok"] else "not run" if run["ok"] is None else "failed"
@@ -633,14 +619,11 @@ def correct_command(
     from .corrections import Corrector, Learnt
     from .history import History
 
-    try:
-        config = _config()
-        registry = _registry(config)
-        history = History(config.daemon.history_db, create=False, timeout_s=2)
-        learnt = Corrector(registry, config.example_dirs(), config.examples_dir, history,
-                           config.daemon.wake).correct_turn(turn, call)  # fmt: skip
-    except SkillcallError as exc:
-        raise _fail(str(exc)) from None
+    config = _config()
+    registry = _registry(config)
+    history = History(config.daemon.history_db, create=False, timeout_s=2)
+    learnt = Corrector(registry, config.example_dirs(), config.examples_dir, history,
+                       config.daemon.wake).correct_turn(turn, call)  # fmt: skip
     said = {Learnt.ADDED: "learnt", Learnt.REPLACED: "learnt (this turn's earlier correction replaced)",
             Learnt.KNOWN: "already an example"}[learnt.learnt]  # fmt: skip
     typer.echo(f'{said}: "{learnt.text}" -> {learnt.call}  ({learnt.path}:{learnt.line})')
@@ -659,13 +642,10 @@ def new_skill_command(
     skills folder, then print the next steps."""
     from .scaffold import NewParameter, NewSkillOptions, new_skill
 
-    try:
-        config = _config()
-        options = NewSkillOptions(name, tuple(NewParameter.parse(spec) for spec in parameters or []), description,
-                                  config.skills_dir)  # fmt: skip
-        written = new_skill(options, _registry(config))
-    except SkillcallError as exc:
-        raise _fail(str(exc)) from None
+    config = _config()
+    options = NewSkillOptions(name, tuple(NewParameter.parse(spec) for spec in parameters or []), description,
+                              config.skills_dir)  # fmt: skip
+    written = new_skill(options, _registry(config))
     typer.echo(f"wrote {written.skill_path}\nwrote {written.examples_path} ({len(written.seeds)} seed rows)\nnext:\n"
                f"  1. write what {name} does in {written.skill_path.name}; make the seed rows things you would say\n"
                f"  2. skillcall generate --skill {name} -n 50   # more rows from a chat model (or write them)\n"
@@ -681,10 +661,7 @@ def convert_whisper_command(
     """A faster-whisper Whisper model -> an openai-whisper checkpoint (for the openai-whisper backend)."""
     from .whisper_convert import convert_whisper
 
-    try:
-        typer.echo(f"wrote {convert_whisper(model_dir, out)}")
-    except SkillcallError as exc:
-        raise _fail(str(exc)) from None
+    typer.echo(f"wrote {convert_whisper(model_dir, out)}")
 
 
 @app.command("install-service")

@@ -111,7 +111,8 @@ class Corrector:
                                   "lists the turns with their numbers", Refusal.UNKNOWN_TURN)  # fmt: skip
         woken = check_wake(turn["text"] or "", self.wake, True)
         if not (turn["text"] or "").strip() or woken is None or not woken.command.strip():
-            raise CorrectionError(f"turn {turn_id} heard no words ({turn['skipped'] or 'nothing'}), so there is "
+            why = ": ".join(part for part in (turn["skipped"], turn.get("detail")) if part) or "nothing"
+            raise CorrectionError(f"turn {turn_id} heard no words ({why}), so there is "
                                   "nothing to learn", Refusal.NOTHING_HEARD)  # fmt: skip
         return self.learn(woken.command, call, turn_id)
 

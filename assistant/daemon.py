@@ -26,7 +26,7 @@ from skills import MAX_CALLS, CallSequence, Registry, SkillCall, SkillcallError,
 
 from .audio import AudioOptions
 from .corrections import SPOKEN_REFUSAL, SPOKEN_REFUSALS, Corrector, spoken_correction
-from .history import CallRun, History, Turn
+from .history import Announcement, CallRun, History, Skipped, Turn
 from .routers import Router
 from .transcribe import Transcriber
 from .vad import Segmenter, Utterance, VadOptions
@@ -62,7 +62,7 @@ def more_than_said(dropped: int) -> str:
 
 def _shown(turn: Turn) -> bool:
     """Whether a turn is shown (printed, counted): all but the utterances the transcriber dropped as noise."""
-    return not (turn.skipped or "").startswith("no speech")
+    return turn.skipped is not Skipped.NO_SPEECH
 
 
 class DaemonOptions(BaseModel):
@@ -107,7 +107,7 @@ class Daemon:
 
     def __init__(
         self, registry: Registry, transcriber: Transcriber, router: Router, options: DaemonOptions | None = None,
-        history: History | None = None, emit: Callable[[Turn], None] | None = None, dry_run: bool = False,
+        history: History | None = None, emit: Callable[[Turn | Announcement], None] | None = None, dry_run: bool = False,
         use_wake: bool = True, mute: threading.Event | None = None, corrector: Corrector | None = None,
     ) -> None:  # fmt: skip
         self.registry, self.transcriber, self.router = registry, transcriber, router
@@ -175,7 +175,7 @@ class Daemon:
 
     def _failed(self, turn: Turn, heard_at: float, exc: Exception) -> Turn:
         logger.exception("the turn failed")
-        turn.ok, turn.skipped = False, f"failed: {type(exc).__name__}: {exc}"
+        turn.ok, turn.skipped, turn.detail = False, Skipped.FAILED, f"{type(exc).__name__}: {exc}"
         return self._log(turn, heard_at)
 
     def _handle(self, utterance: Utterance, turn: Turn, heard_at: float) -> Turn:
@@ -183,7 +183,7 @@ class Daemon:
         turn.transcribe_ms = round(1000 * transcript.seconds, 1)
         turn.text = transcript.text
         if not transcript.text:
-            turn.skipped = f"no speech: {transcript.dropped}"
+            turn.skipped, turn.detail = Skipped.NO_SPEECH, str(transcript.dropped)
             return self._log(turn, heard_at)
         return self._understand(turn, heard_at)
 
@@ -194,7 +194,7 @@ class Daemon:
             (self.correcting is not None and heard_at <= self.correcting.until)  # an answer needs no wake phrase
         woken = check_wake(turn.text, wake, asked or heard_at < self.follow_up_until)
         if woken is None:
-            turn.skipped = "no wake phrase"
+            turn.skipped = Skipped.NO_WAKE
             return self._log(turn, heard_at)
         if self.pending and woken.command.strip() and self._answer_confirmation(woken.command, turn, heard_at):
             return self._log(turn, heard_at)
@@ -202,7 +202,7 @@ class Daemon:
             self.follow_up_until = self.clock() + self.options.wake.follow_up_s
             return self._log(turn, heard_at)
         if not woken.command.strip():
-            turn.skipped = "wake phrase only"
+            turn.skipped = Skipped.WAKE_ONLY
             turn.reply = "Yes?"
             self._say(turn.reply)
             self.follow_up_until = self.clock() + self.options.wake.follow_up_s
@@ -211,12 +211,12 @@ class Daemon:
         routed = self.router.route_result(woken.command)
         turn.route_ms = round(1000 * (time.perf_counter() - started), 1)
         calls = routed.calls
-        turn.call = str(calls)
+        turn.call, turn.route_reason = str(calls), routed.reason
         request = calls[0].name != "other"
         if not request:
-            turn.skipped = "not a request"
+            turn.skipped = Skipped.NOT_A_REQUEST
         elif self.dry_run:
-            turn.skipped = "dry run"
+            turn.skipped = Skipped.DRY_RUN
             turn.calls = [CallRun(str(call)) for call in calls]
         else:
             self._run_calls(list(calls), turn)
@@ -238,7 +238,7 @@ class Daemon:
         the calls after it wait for the answer."""
         for index, call in enumerate(calls):
             if self._needs_confirmation(call):
-                turn.skipped = "awaiting confirmation"
+                turn.skipped = Skipped.AWAITING_CONFIRMATION
                 self._reply(turn, f"Shall I run {call}? Say yes to confirm.")
                 self.pending = (calls[index:], self.clock() + self.options.confirm_window_s)  # from the question
                 return
@@ -256,7 +256,7 @@ class Daemon:
         if answer:
             self._dispatch(calls[0], turn)
         else:
-            turn.skipped = "cancelled"
+            turn.skipped = Skipped.CANCELLED
             turn.calls.append(CallRun(str(calls[0]), reply="cancelled"))
             self._reply(turn, "Okay, cancelled.")
         self._run_calls(calls[1:], turn)  # the requests said after it
@@ -317,7 +317,7 @@ class Daemon:
             if again:
                 self._ask_correction(target, None, "What did you mean?", turn)
             else:
-                turn.skipped = "correction not understood"
+                turn.skipped = Skipped.CORRECTION_NOT_UNDERSTOOD
                 self._reply(turn, "Sorry, I still didn't get that.")
         elif routed.consulted:
             self._ask_correction(target, routed.calls, f"Did you mean {routed.calls}? Say yes to confirm.", turn)
@@ -325,7 +325,7 @@ class Daemon:
             self._learn(target, routed.calls, turn)
 
     def _ask_correction(self, target: _Correctable, calls: CallSequence | None, question: str, turn: Turn) -> None:
-        turn.skipped = "awaiting correction"
+        turn.skipped = Skipped.AWAITING_CORRECTION
         self._reply(turn, question)
         self.correcting = _Correcting(target, calls, self.clock() + self.options.confirm_window_s)
 
@@ -333,7 +333,7 @@ class Daemon:
         answer = confirmation_answer(text)
         if asking.calls is None:  # "What did you mean?": the answer is what was meant, or "never mind"
             if answer is False:
-                turn.skipped = "correction cancelled"
+                turn.skipped = Skipped.CORRECTION_CANCELLED
                 self._reply(turn, "Okay.")
             else:
                 self._route_correction(asking.target, text, turn, again=False)
@@ -343,7 +343,7 @@ class Daemon:
         if answer:
             self._learn(asking.target, asking.calls, turn)
         else:
-            turn.call, turn.skipped = str(asking.calls), "correction cancelled"
+            turn.call, turn.skipped = str(asking.calls), Skipped.CORRECTION_CANCELLED
             self._reply(turn, "Okay, I won't learn that.")
         return True
 
@@ -359,9 +359,9 @@ class Daemon:
             note = SPOKEN_REFUSALS.get(getattr(exc, "refusal", None), SPOKEN_REFUSAL)
         self._reply(turn, note)
         if calls[0].name == "other":
-            turn.skipped = "not a request"
+            turn.skipped = Skipped.NOT_A_REQUEST
         elif self.dry_run:
-            turn.skipped = "dry run"
+            turn.skipped = Skipped.DRY_RUN
         else:
             self._run_calls(list(calls), turn)
 
@@ -389,5 +389,5 @@ class Daemon:
     def announce(self, text: str) -> None:
         """For skills' later messages (timers): printed through ``emit`` and spoken."""
         if self.emit is not None:
-            self.emit(Turn(text="", reply=text, skipped="announcement"))
+            self.emit(Announcement(text))
         self._say(text)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import enum
 import logging
 import sqlite3
 import threading
@@ -21,6 +22,39 @@ logger = logging.getLogger(__name__)
 
 def default_history_path() -> Path:
     return Path(platformdirs.user_data_dir("skillcall")) / "history.db"
+
+
+class Skipped(str, enum.Enum):
+    """Why a turn ran no skill (or not all of them); stored in the history as its text."""
+
+    NO_SPEECH = "no speech"
+    """The transcriber dropped what it heard as noise or its own invention (``Turn.detail`` says which)."""
+    NO_WAKE = "no wake phrase"
+    WAKE_ONLY = "wake phrase only"
+    NOT_A_REQUEST = "not a request"
+    """Routed to other(): ``Turn.route_reason`` says when that was the router's fallback, not its choice."""
+    DRY_RUN = "dry run"
+    AWAITING_CONFIRMATION = "awaiting confirmation"
+    CANCELLED = "cancelled"
+    AWAITING_CORRECTION = "awaiting correction"
+    CORRECTION_NOT_UNDERSTOOD = "correction not understood"
+    CORRECTION_CANCELLED = "correction cancelled"
+    FAILED = "failed"
+    """A stage raised (``Turn.detail``: the error)."""
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass
+class Announcement:
+    """What a skill said on its own (a timer going off), not in answer to a turn."""
+
+    text: str
+    time: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="milliseconds"))
+
+    def as_dict(self) -> dict:
+        return {"announcement": self.text, "time": self.time}
 
 
 @dataclass
@@ -43,8 +77,12 @@ class Turn:
     """The call, or the calls joined by "; " (several requests in one breath); each is in ``calls``."""
     reply: str = ""
     ok: bool | None = None
-    skipped: str | None = None
-    """Why nothing was dispatched: silence, no wake phrase, other(), dry run, awaiting confirmation, ..."""
+    skipped: Skipped | None = None
+    """Why nothing was dispatched (or not every call): silence, no wake phrase, other(), dry run, ..."""
+    detail: str = ""
+    """More on ``skipped``: what the transcriber dropped, the error of a failed stage."""
+    route_reason: str | None = None
+    """Why the router gave what it gave when it was not the model's own call (a grammar fallback to other())."""
     audio_s: float = 0.0
     start_s: float = 0.0
     vad_ms: float = 0.0
@@ -89,8 +127,12 @@ class History:
             self._db.execute(
                 "CREATE TABLE IF NOT EXISTS turns (id INTEGER PRIMARY KEY, time TEXT, audio_s REAL, start_s REAL, "
                 "text TEXT, call TEXT, reply TEXT, ok INTEGER, skipped TEXT, vad_ms REAL, transcribe_ms REAL, "
-                "route_ms REAL, dispatch_ms REAL, total_ms REAL)"
+                "route_ms REAL, dispatch_ms REAL, total_ms REAL, detail TEXT, route_reason TEXT)"
             )
+            known = {row[1] for row in self._db.execute("PRAGMA table_info(turns)")}
+            for column in ("detail", "route_reason"):  # a history from before these columns
+                if column not in known:
+                    self._db.execute(f"ALTER TABLE turns ADD COLUMN {column} TEXT")
             self._db.execute(
                 "CREATE TABLE IF NOT EXISTS calls (turn INTEGER REFERENCES turns(id), position INTEGER, call TEXT, "
                 "ok INTEGER, reply TEXT, dispatch_ms REAL, PRIMARY KEY (turn, position))"
@@ -130,7 +172,7 @@ class History:
             where.append("calls_skill(call, ?)")
             values.append(skill)
         if failed:
-            where.append("(ok = 0 OR skipped LIKE 'failed:%')")
+            where.append("(ok = 0 OR skipped LIKE 'failed%')")
         sql = (f"SELECT id, {', '.join(_COLUMNS)} FROM turns {'WHERE ' + ' AND '.join(where) if where else ''} "
                "ORDER BY id DESC LIMIT ?")  # fmt: skip
         return self._turns(sql, [*values, limit])

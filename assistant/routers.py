@@ -71,7 +71,8 @@ class RouterOptions(BaseModel):
                                "much likelier (in logits) ending the calls there must be than going on with another, "
                                "for the router to end them (2: 0.80 -> 0.85 exact on the test split's compound rows, "
                                "nothing lost on single rows or SLURP); 0 = whichever the model favours.")
-    threads: int | None = Field(None, ge=1, description="CPU threads; None = all cores.")
+    threads: int | None = Field(None, ge=1, description="llama.cpp: CPU threads; None = one fewer than the cores "
+                                "this process may use, at most 4, at least 1 (``default_threads``).")
     n_ctx: int = Field(1024, ge=128, description="llama.cpp context size.")
     base_url: str | None = Field(None, description="openai router: the endpoint's base URL.")
     model: str = Field("gpt-4o-mini", description="openai router: the model name.")
@@ -258,7 +259,7 @@ class LlamaCppRouter(Router):
                                  "router.merge = false to apply the adapter at run time") from None  # fmt: skip
         elif adapter is not None:
             check_adapter_gguf(adapter, base)
-        threads = self.options.threads or os.cpu_count() or 1
+        threads = self.options.threads or default_threads()
         try:
             return self._llama_cpp.Llama(
                 model_path=str(model), lora_path=str(adapter) if adapter else None, n_ctx=self.options.n_ctx,
@@ -688,13 +689,23 @@ def retrain_command(router_dir: Path | None, card: dict[str, Any], init: bool = 
     return f"`{command}{f' --members {members}' if members > 1 else ''}`"
 
 
+def default_threads() -> int:
+    """The router's threads when ``router.threads`` is unset: one fewer than the cores this process may run on, at
+    most 4, at least 1. llama.cpp's threads meet at a barrier after every layer, so with one on every core a single
+    other busy program stalls each token; leaving a core free keeps routing steady on a desktop that is never idle
+    (on the 2-vCPU EPYC: 1 thread, p50 alike with one spinning process beside it; 2 threads, 3x slower — see
+    docs/benchmarks.md, `bench/router_bench.py --busy`). Beyond 4, a 135M model's tokens get no faster."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, min(4, cores - 1))
+
+
 def load_router(options: RouterOptions, registry: Registry, examples_fingerprint: str | None = None) -> Router:
     """The front door: build the configured router once (load it, evaluate its prompt prefix) and keep it.
 
     With ``examples_fingerprint``, warns when the example files changed since the router was trained.
     """
     card = read_card(options.router_dir) if options.kind != "openai" else {}
-    retrain = f"{retrain_command(options.router_dir, card)} (one epoch from this router)"
+    retrain = f"{retrain_command(options.router_dir, card)} (minutes: from this router)"
     if card and examples_fingerprint and card.get("examples_fingerprint") not in (None, examples_fingerprint):
         logger.warning("the example files changed since this router was trained; retrain it with %s", retrain)
     missing = sorted(set(registry.names) - set(card.get("skills", registry.names)))

@@ -1,6 +1,6 @@
 """Router benchmark: accuracy and latency of the configured router (the shipped one by default) and the untuned base.
 
-    .venv/bin/python bench/router_bench.py [--rows N] [--threads T] [--data FILE.jsonl] [--first-guess]
+    .venv/bin/python bench/router_bench.py [--rows N] [--threads T] [--data FILE.jsonl] [--first-guess] [--busy]
 
 The router is the one the config names (the config file and ``SKILLCALL_*`` variables, e.g.
 ``SKILLCALL_ROUTER__ROUTER_DIR=runs/x`` measures another trained router), run by llama.cpp. Prints load time,
@@ -10,11 +10,16 @@ user's skills and example folders included), and per-utterance routing latency p
 inside the timing (cold), beside the warm p50 of the same rows. The load time includes merging the adapter into
 a cached Q8_0 model when that is not cached yet (about 10 s; see `router.merge`). Run it on an idle machine: two
 jobs at once on this 2-vCPU box halve the figures.
+
+``--busy`` measures instead how the router copes with a busy desktop: for each thread count (``--threads``, else 1,
+2 and what ``router.threads`` unset picks here), the warm p50 and p95 of the rows alone and then with one other
+process spinning on a core, side by side.
 """
 
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
 import platform
 import statistics
@@ -23,7 +28,7 @@ import time
 import llama_cpp
 
 from assistant.config import load_config
-from assistant.routers import RouterOptions, load_router, read_card
+from assistant.routers import RouterOptions, default_threads, load_router, read_card
 from finetune.dataset import read_jsonl, router_test_split
 from finetune.evaluate import evaluate, percentile
 from skills import load_registry
@@ -44,6 +49,8 @@ def main() -> None:
     parser.add_argument("--first-guess", action="store_true",
                         help="Only compare the shipped router with and without its first guess (skill_words), "
                              "routing each row with both in turn so the host's drift cancels.")  # fmt: skip
+    parser.add_argument("--busy", action="store_true",
+                        help="Only compare latency alone and beside one process that keeps a core busy.")
     args = parser.parse_args()
 
     config = load_config()
@@ -57,6 +64,9 @@ def main() -> None:
     configured = configured_router(args.threads).model_copy(update={"known_values": args.known_values})
     if args.first_guess:
         compare_first_guess(rows, registry, configured)
+        return
+    if args.busy:
+        compare_busy(rows, registry, configured, [args.threads] if args.threads else [1, 2, default_threads()])
         return
     tuned = {"merge": False} if args.no_merge else {}
     if args.draft_tokens is not None:
@@ -110,6 +120,37 @@ def configured_router(threads: int | None) -> RouterOptions:
     """The config's router options, run by llama.cpp (with ``threads`` when given)."""
     options = load_config().router.model_copy(update={"kind": "llama.cpp"})
     return options.model_copy(update={"threads": threads}) if threads else options
+
+
+def spin() -> None:
+    """A desktop's other program at its worst: one core, all the time."""
+    while True:
+        pass
+
+
+def compare_busy(rows: list[dict], registry, options: RouterOptions, thread_counts: list[int]) -> None:
+    """Warm p50/p95 of each thread count with the machine to itself, then with one spinning process beside it."""
+    print(f"busy: one other process spinning on a core; {len(rows)} rows; router.threads unset picks "
+          f"{default_threads()} here")  # fmt: skip
+    for threads in dict.fromkeys(thread_counts):
+        router = load_router(options.model_copy(update={"threads": threads}), registry)
+        router.route("warm up")
+        figures = {}
+        for condition in ("idle", "busy"):
+            other = multiprocessing.Process(target=spin, daemon=True) if condition == "busy" else None
+            if other:
+                other.start()
+                time.sleep(1.0)  # let the scheduler see it
+            try:
+                seconds = [router.route_result(row["text"]).seconds for row in rows]
+            finally:
+                if other:
+                    other.terminate()
+                    other.join()
+            figures[condition] = (percentile(seconds, 0.5), percentile(seconds, 0.95))
+        (idle50, idle95), (busy50, busy95) = figures["idle"], figures["busy"]
+        print(f"  threads {threads}: idle p50 {1000 * idle50:.1f} ms p95 {1000 * idle95:.1f} ms; busy p50 "
+              f"{1000 * busy50:.1f} ms p95 {1000 * busy95:.1f} ms ({busy50 / idle50:.2f}x, {busy95 / idle95:.2f}x)")
 
 
 def compare_first_guess(rows: list[dict], registry, options: RouterOptions, repeats: int = 2) -> None:

@@ -138,6 +138,23 @@ def test_an_input_that_cannot_record_16_khz_is_an_error_not_a_retry(monkeypatch)
         next(microphone_chunks(AudioOptions(device="hw:1,0"), threading.Event()))
 
 
+def test_a_stop_while_the_models_load_ends_the_daemon_at_once_and_cleanly(tmp_path):
+    """SIGTERM (or Ctrl-C) during loading, when a first run merges the routers for tens of seconds, ends the
+    process there with exit status 0, before it ever listens."""
+    wav = tmp_path / "said.wav"
+    write_wav(wav, speak("What time is it?", tmp_path))
+    env = {**os.environ, "SKILLCALL_CONFIG": str(tmp_path / "config.toml"),
+           "SKILLCALL_DAEMON__HISTORY_DB": str(tmp_path / "history.db")}  # fmt: skip
+    process = subprocess.Popen([sys.executable, "-m", "assistant.cli", "listen", "--input", str(wav), "--dry-run"],
+                               cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lines = iter(process.stderr.readline, "")
+    assert "loading the models" in (line.strip() for line in lines)  # after any warnings about the config
+    process.send_signal(signal.SIGTERM)
+    out, err = process.communicate(timeout=30)
+    assert process.returncode == 0, err
+    assert err.strip() == "stopped" and out == ""  # nothing heard, nothing routed: it never got to listen
+
+
 def test_listen_on_the_virtual_microphone_runs_and_stops_cleanly(tmp_path):
     """The daemon on real sounddevice: it opens the device by name, survives a device that delivers garbage
     (the unclocked feed loops its end), and SIGTERM stops it with exit status 0."""

@@ -15,7 +15,7 @@ from assistant.corrections import (
     example_path,
     spoken_correction,
 )
-from assistant.history import History, Turn
+from assistant.history import History, Skipped, Turn
 from finetune.examples import load_examples, read_example_file
 
 FILES = {
@@ -43,7 +43,7 @@ def folder(tmp_path):
 def history(tmp_path):
     history = History(tmp_path / "history.db")
     for turn in (Turn(text="Otto, how is Paris looking today?", call="other()", skipped="not a request"),
-                 Turn(text="", skipped="no speech: silence"),
+                 Turn(text="", skipped=Skipped.NO_SPEECH, detail="silence"),
                  Turn(text="is it going to rain in paris", call="timecheck(location=\"paris\")", ok=True)):  # fmt: skip
         history.add(turn)
     yield history

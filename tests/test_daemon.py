@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from assistant.daemon import Daemon, DaemonOptions, confirmation_answer
-from assistant.history import History
+from assistant.history import Announcement, History, Skipped
 from assistant.routers import RouterOptions, load_router
 from assistant.transcribe import load_transcriber
 from assistant.vad import Segmenter
@@ -74,8 +74,8 @@ def test_silence_and_noise_dispatch_nothing(daemon, tmp_path):
     run.run([noise.astype(np.float32)])
     assert run.turns == []
     with sqlite3.connect(tmp_path / "history.db") as db:  # what was heard is logged with the reason it was dropped
-        skipped = [row[0] for row in db.execute("SELECT skipped FROM turns")]
-    assert all(reason.startswith("no speech: ") for reason in skipped), skipped
+        skipped = db.execute("SELECT skipped, detail FROM turns").fetchall()
+    assert all(reason == "no speech" and detail for reason, detail in skipped), skipped
 
 
 def test_wake_phrase_and_follow_up_window(daemon, parts):
@@ -171,11 +171,12 @@ def test_a_failing_turn_is_logged_and_the_daemon_listens_on(daemon, parts, tmp_p
     run.transcriber = CrashesOnce(parts["transcriber"])
     audio = join([speak(s, parts["folder"]) for s in ("What is two plus two?", "What is five plus five?")])
     assert run.run(np.array_split(audio, len(audio) // 512)) == 2
-    assert run.turns[0].skipped == "failed: RuntimeError: decoder crashed" and run.turns[0].ok is False
+    assert run.turns[0].skipped is Skipped.FAILED and run.turns[0].ok is False
+    assert run.turns[0].detail == "RuntimeError: decoder crashed"
     assert run.turns[1].reply == "five plus five is 10"
     with sqlite3.connect(tmp_path / "history.db") as db:
         skipped = [row[0] for row in db.execute("SELECT skipped FROM turns ORDER BY id")]
-        assert skipped == ["failed: RuntimeError: decoder crashed", None]  # the failed turn is logged too
+        assert skipped == ["failed", None]  # the failed turn is logged too
         db.execute("DROP TABLE turns")  # now damage the history: turns are still handled and shown, with a warning
     assert run.run([join([speak("What is two plus two?", parts["folder"])])]) == 1
     assert run.turns[2].reply == "two plus two is 4"
@@ -219,7 +220,8 @@ def test_a_timer_announcement_leaves_the_segmenter_to_the_audio_thread(daemon, p
     timer = threading.Thread(target=run.announce, args=("Your tea timer is done.",))  # as a timer fires
     timer.start()
     timer.join()
-    assert (tmp_path / "announce.wav").stat().st_size > 1000 and run.turns[-1].skipped == "announcement"
+    assert (tmp_path / "announce.wav").stat().st_size > 1000 and run.turns[-1] == Announcement(
+        "Your tea timer is done.", run.turns[-1].time)
     assert held and len(run.segmenter._audio) == held  # untouched by the timer's thread
     assert run.run([np.zeros(32000, np.float32)]) == 0  # the audio thread dropped the half heard before the reply
 

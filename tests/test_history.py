@@ -6,7 +6,7 @@ import sqlite3
 
 import pytest
 
-from assistant.history import CallRun, History, HistoryError, Turn
+from assistant.history import CallRun, History, HistoryError, Skipped, Turn
 from skills import SkillcallError
 
 
@@ -102,3 +102,23 @@ def test_a_missing_locked_or_damaged_database_is_one_clear_error(tmp_path):
     (tmp_path / "junk.db").write_bytes(b"not a database at all" * 100)
     with pytest.raises(HistoryError, match="junk.db \\(file is not a database\\); set daemon.history_db"):
         History(tmp_path / "junk.db", create=False)
+
+
+def test_a_turn_keeps_why_it_ran_nothing_and_an_older_history_gains_the_columns(tmp_path):
+    path = tmp_path / "h.db"
+    with sqlite3.connect(path) as db:  # a history written before turns kept a detail and the router's reason
+        db.execute("CREATE TABLE turns (id INTEGER PRIMARY KEY, time TEXT, audio_s REAL, start_s REAL, text TEXT, "
+                   "call TEXT, reply TEXT, ok INTEGER, skipped TEXT, vad_ms REAL, transcribe_ms REAL, route_ms REAL, "
+                   "dispatch_ms REAL, total_ms REAL)")  # fmt: skip
+        db.execute("INSERT INTO turns (time, text, skipped) VALUES ('2026-12-01T10:00:00+00:00', '', "
+                   "'no speech: silence')")  # fmt: skip
+    history = History(path)
+    history.add(Turn(text="zzkx qwv", call="other()", skipped=Skipped.NOT_A_REQUEST,
+                     route_reason="no call completed under the grammar"))  # fmt: skip
+    history.add(Turn(text="", skipped=Skipped.FAILED, detail="RuntimeError: the decoder broke"))
+    failed, fallback, old = history.recent()
+    assert (fallback["skipped"], fallback["route_reason"]) == ("not a request", "no call completed under the grammar")
+    assert (failed["skipped"], failed["detail"]) == ("failed", "RuntimeError: the decoder broke")
+    assert old["skipped"] == "no speech: silence" and old["detail"] is None
+    assert [t["id"] for t in history.recent(failed=True)] == [failed["id"]]
+    history.close()

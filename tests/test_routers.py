@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 from pathlib import Path
 
 import pytest
 
-from assistant.routers import RouterOptions, load_router
+from assistant.routers import RouterOptions, default_threads, load_router
 from finetune.base import DEFAULT_BASE, ModelError, resolve_gguf
 from finetune.train import ROUTER_DIR
 from skills import SkillCall, SkillContext, SkillSettings, load_registry
@@ -345,3 +346,9 @@ def test_on_a_desktop_without_the_app_runapp_cannot_be_called_unless_values_are_
     assert "runapp" not in [c.name for c in load_router(RouterOptions(threads=2), bare).route("Open Firefox.")]
     anything = load_router(RouterOptions(threads=2, known_values=False), bare)
     assert str(anything.route("Open Firefox.")) == 'runapp(program="Firefox")'
+
+
+@pytest.mark.parametrize(("cores", "threads"), [(1, 1), (2, 1), (4, 3), (16, 4)])
+def test_the_router_leaves_a_core_to_the_rest_of_the_desktop(monkeypatch, cores, threads):
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(cores)), raising=False)
+    assert default_threads() == threads
