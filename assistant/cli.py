@@ -62,10 +62,10 @@ def _config():
     return load_config()
 
 
-def _registry(config, notify=None):
+def _registry(config, notify=None, hold=None):
     from skills import SkillContext, load_registry
 
-    context = SkillContext(config.skills, notify or (lambda text: typer.echo(text)))
+    context = SkillContext(config.skills, notify or (lambda text: typer.echo(text)), hold or (lambda work: None))
     registry = load_registry(context, config.skills_dir)
     for problem in registry.problems:
         typer.echo(f"warning: skill file {problem}", err=True)
@@ -91,15 +91,16 @@ def call_command(
 ) -> None:
     """Parse, validate and run a skill call (or up to three joined by "; "); print the replies. Exit 1 on an invalid
     call or a failed skill."""
-    registry = _registry(_config())
+    held: list = []
+    registry = _registry(_config(), hold=held.append)
     parsed = registry.parse_calls(call)
-    _run_calls(registry, parsed)
+    _run_calls(registry, parsed, held)
 
 
-def _run_calls(registry, calls) -> None:
+def _run_calls(registry, calls, held: list) -> None:
     """Run the calls in the order said, printing each reply; a timer set keeps the process until it fires. Exit 1
-    once they have all run when one failed (a failed call does not stop the next)."""
-    before = _timers()
+    once they have all run when one failed (a failed call does not stop the next). ``held``: the work skills left
+    running (``SkillContext.hold``)."""
     failures = []
     for call in calls:
         result = registry.dispatch(call)
@@ -109,20 +110,13 @@ def _run_calls(registry, calls) -> None:
             typer.echo(result.text)
     if failures:
         raise _fail("; ".join(failures))
-    _wait_for_timers(before)
+    _wait_for_timers(held)
 
 
-def _timers() -> set:
-    """The timer skill's countdowns running in this process (its threads are named "timer-…")."""
-    import threading
-
-    return {t for t in threading.enumerate() if t.name.startswith("timer-") and t.is_alive()}
-
-
-def _wait_for_timers(before: set) -> None:
+def _wait_for_timers(held: list) -> None:
     """A one-shot command that set a timer stays until it fires, or until Ctrl-C cancels it: the process is the
     timer's home."""
-    timers = _timers() - before
+    timers = [work for work in held if work.is_alive()]
     if not timers:
         return
     typer.echo(f"waiting for the timer{'s' if len(timers) > 1 else ''} (Ctrl-C cancels)", err=True)
@@ -299,14 +293,15 @@ def route_command(
 def run_command(text: Annotated[list[str], typer.Argument(help="What you would say.")]) -> None:
     """Route the text and run the skill (or skills, for several requests); print the replies."""
     config = _config()
-    registry = _registry(config)
+    held: list = []
+    registry = _registry(config, hold=held.append)
     routed = _router(config, registry).route_result(" ".join(text))
     typer.echo(f"-> {routed.calls}", err=True)
     if routed.dropped:
         from .daemon import more_than_said
 
         typer.echo(more_than_said(routed.dropped), err=True)
-    _run_calls(registry, routed.calls)
+    _run_calls(registry, routed.calls, held)
 
 
 def _wake_name(config) -> str | None:

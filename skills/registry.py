@@ -40,6 +40,10 @@ class SkillContext:
 
     settings: SkillSettings = field(default_factory=SkillSettings)
     notify: Callable[[str], None] = field(default=lambda text: logger.warning("%s", text))
+    hold: Callable[[threading.Thread], None] = field(default=lambda work: None)
+    """An in-process skill that leaves work running (a timer's countdown) hands its thread here: a one-shot command
+    (``skillcall call``, ``run``) waits for it before it exits; the daemon lives on anyway. A skill in a worker
+    process has no such work: the worker is reused or killed."""
 
 
 @dataclass(frozen=True)

@@ -139,3 +139,15 @@ def test_a_paused_timer_keeps_its_time_and_does_not_fire_until_resumed(registry,
     assert _say(registry, "resume_timer()").startswith("Resumed your tea timer with 2 seconds left and your 1-hour")
     assert _say(registry, "resume_timer()") == "No timer is paused."
     assert _wait_for(lambda: notified == ["Your tea timer is done."])
+
+
+def test_a_timer_hands_its_countdown_to_whoever_must_wait_for_it(settings, notified):
+    from skills import SkillContext, load_registry
+
+    held = []
+    registry = load_registry(SkillContext(settings, notified.append, held.append))
+    assert registry.dispatch(registry.parse('timer(duration="1 second", name="tea")')).ok
+    [countdown] = held
+    assert countdown.is_alive()  # `skillcall call` waits for it...
+    countdown.join(5)
+    assert not countdown.is_alive() and notified == ["Your tea timer is done."]  # ...and it ends when the timer fires

@@ -54,7 +54,7 @@ class _Timer:
         self.due = time.monotonic() + seconds
         self.countdown = threading.Timer(seconds, self._fire)
         self.countdown.daemon = True
-        self.countdown.name = f"timer-{self.called}"  # `skillcall call` and `run` wait for threads so named
+        self.countdown.name = f"timer-{self.called}"
         self.countdown.start()
 
     def stop(self) -> None:
@@ -90,6 +90,7 @@ def timer(duration: str, context: SkillContext, name: str | None = None) -> str:
     with _lock:
         _running.append(countdown)
         countdown.start(seconds)
+    context.hold(countdown.countdown)  # a one-shot `skillcall call` stays until it fires
     return f"{countdown.called[0].upper()}{countdown.called[1:]} set for {said}." if label else f"Timer set for {said}."
 
 
