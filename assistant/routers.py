@@ -23,10 +23,10 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from finetune.base import DEFAULT_BASE, ModelError, resolve_gguf
+from finetune.card import ADAPTER_DIR, ADAPTER_GGUF, ROUTER_CARD, ROUTER_DIR, card_members, load_card
 from finetune.drafting import likely_skill
 from finetune.export import check_adapter_gguf, merged_router
 from finetune.prompts import SkillList, clean_utterance, load_template, skills_text
-from finetune.train import ADAPTER_DIR, ADAPTER_GGUF, ROUTER_CARD, ROUTER_DIR, card_members
 from skills import MAX_CALLS, SEPARATOR, CallError, CallSequence, Registry, SkillCall, UserPath
 
 from .constrain import COMPLETE, END, NO, PARTIAL, CallAcceptor
@@ -164,10 +164,7 @@ def read_card(router_dir: Path | None) -> dict[str, Any]:
         return {}
     path = Path(router_dir) / ROUTER_CARD
     try:
-        card = json.loads(path.read_text(encoding="utf-8"))
-        if not isinstance(card, dict):
-            raise ValueError(f"a JSON {type(card).__name__}, not an object")
-        return card
+        return load_card(router_dir)
     except FileNotFoundError:
         raise ModelError(f"no trained router at {router_dir} ({ROUTER_CARD} is missing); run `skillcall dataset && "
                          "skillcall train`, or set router.router_dir to none for the untuned base") from None

@@ -27,6 +27,17 @@ from skills import Registry, SkillcallError
 
 from .augment import epoch_rows
 from .base import DEFAULT_BASE, gguf_architecture, load_base, resolve_gguf
+from .card import (
+    ADAPTER_DIR,
+    ADAPTER_GGUF,
+    LOSS_PNG,
+    MEMBERS_DIR,
+    ROUTER_CARD,
+    ROUTER_DIR,
+    card_members,
+    load_card,
+    write_card,
+)
 from .dataset import CARD, read_jsonl
 from .drafting import skill_words, span_starts
 from .prompts import DEFAULT_TEMPLATE, SkillList, load_template, skills_text
@@ -34,11 +45,6 @@ from .replay import learnt_keys, read_learnt, replayed, replayed_size, unlearnt,
 
 logger = logging.getLogger(__name__)
 
-ROUTER_DIR = Path(__file__).resolve().parent.parent / "router"
-"""Where the shipped router lives (and ``skillcall train`` writes by default)."""
-ROUTER_CARD, ADAPTER_GGUF, ADAPTER_DIR, LOSS_PNG = "router.json", "router.gguf", "adapter", "loss.png"
-MEMBERS_DIR = "members"
-"""Where the other routers of an ensemble go, inside the router folder (``members/2/``, ``members/3/``, …)."""
 
 
 class TrainError(SkillcallError):
@@ -461,9 +467,7 @@ def _init_card(init: Path) -> dict[str, Any]:
         raise TrainError(f"--init {init}: not a router folder (it needs {ROUTER_CARD} and {ADAPTER_DIR}/); name "
                          "one `skillcall train` wrote, such as the shipped router/")  # fmt: skip
     try:
-        card = json.loads(card_path.read_text(encoding="utf-8"))
-        if not isinstance(card, dict):
-            raise ValueError(f"a JSON {type(card).__name__}, not an object")
+        card = load_card(init)
     except (OSError, ValueError) as exc:
         raise TrainError(f"--init {init}: {ROUTER_CARD} is unreadable ({exc}); name another router, or "
                          "train without --init") from None  # fmt: skip
@@ -496,15 +500,6 @@ def train(options: TrainOptions, registry: Registry) -> TrainResult:
     if result.card:  # not another process under `accelerate launch`
         _prune_members(options.out, folders)
     return result
-
-
-def card_members(card: dict[str, Any]) -> list[str]:
-    """The folders of an ensemble's other routers a router card lists (none for a single router); ValueError when
-    the card's ``members`` is not a list of folder names."""
-    members = card.get("members") or []
-    if not isinstance(members, list) or not all(isinstance(folder, str) and folder for folder in members):
-        raise ValueError(f'"members" is not a list of folders: {members!r}')
-    return members
 
 
 def _member_inits(options: TrainOptions) -> list[Path | None]:
@@ -603,6 +598,7 @@ def _train_one(options: TrainOptions, registry: Registry, members: list[str] | N
         if "epochs" not in options.model_fields_set and not options.max_steps:
             options = options.model_copy(update={"epochs": 1.0})
     epoch_size = replayed_size(train_rows, learnt, options.replay)
+    replaying = learnt is not None and options.replay < 1
     eval_rows = _subset(validation_rows, options.max_eval_rows, options.seed)
     eval_set = [encode_row(tokenizer, template, skills, r["text"], r["call"]) for r in eval_rows]
     pad_id = tokenizer.pad_token_id
@@ -610,7 +606,7 @@ def _train_one(options: TrainOptions, registry: Registry, members: list[str] | N
     global_batch = options.batch_size * shards
     steps_per_epoch = math.ceil(epoch_size / global_batch)
     total_steps = options.max_steps or max(1, round(options.epochs * steps_per_epoch))
-    validations = 2 if epoch_size < len(train_rows) else 4  # a retrain of minutes: validating costs as much
+    validations = 2 if replaying else 4  # a retrain of minutes: validating costs as much
     eval_every = options.eval_every or max(1, math.ceil(total_steps / validations))
 
     optimizer, scheduler = optimizer_and_schedule(model, options, total_steps, accelerator.device.type)
@@ -632,7 +628,7 @@ def _train_one(options: TrainOptions, registry: Registry, members: list[str] | N
              "validation": _sha256(options.data / "validation.jsonl")}  # fmt: skip
     if options.train_on_validation:  # only then, so that checkpoints of earlier releases (no such key) resume
         setup["train_on_validation"] = True
-    if epoch_size < len(train_rows):
+    if replaying:
         setup["replay"] = options.replay
     if options.resume and (checkpoint / "state.json").exists():
         state = json.loads((checkpoint / "state.json").read_text())
@@ -744,7 +740,7 @@ def _train_one(options: TrainOptions, registry: Registry, members: list[str] | N
                        "numbers_share": options.numbers_share, "plain_share": options.plain_share},
         "lora": options.lora.model_dump(),
         "training": {"steps": step, "epochs": round(step / steps_per_epoch, 3), "processes": shards,
-                     "rows_per_epoch": epoch_size, "replay": options.replay if epoch_size < len(train_rows) else 1.0,
+                     "rows_per_epoch": epoch_size, "replay": options.replay if replaying else 1.0,
                      "new_rows": len(unlearnt(train_rows, learnt)),
                      "batch_size": options.batch_size, "learning_rate": options.learning_rate,
                      "seconds": round(seconds, 1), "seconds_per_step": round(seconds / max(step, 1), 3),
@@ -757,7 +753,7 @@ def _train_one(options: TrainOptions, registry: Registry, members: list[str] | N
         **({"members": members} if members else {}),
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
-    (out / ROUTER_CARD).write_text(json.dumps(card, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    write_card(out, card)
     write_learnt(out, learnt_keys(train_rows))
     plot_history(history, out / LOSS_PNG)
     return TrainResult(out, card, history)
