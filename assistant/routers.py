@@ -690,7 +690,7 @@ def default_threads() -> int:
     """The router's threads when ``router.threads`` is unset: one fewer than the cores this process may run on, at
     most 4, at least 1. llama.cpp's threads meet at a barrier after every layer, so with one on every core a single
     other busy program stalls each token; leaving a core free keeps routing steady on a desktop that is never idle
-    (on the 2-vCPU EPYC: 1 thread, p50 alike with one spinning process beside it; 2 threads, 3x slower — see
+    (on the 2-vCPU EPYC, beside one spinning process: 1 thread, p50 1.2x its idle figure; 2 threads, 3.5x — see
     docs/benchmarks.md, `bench/router_bench.py --busy`). Beyond 4, a 135M model's tokens get no faster."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     return max(1, min(4, cores - 1))
