@@ -136,11 +136,11 @@ class TrainOptions(BaseModel):
         """Starting from a trained router, two gentle passes over what ``replay`` picks: fresh weights' 3.5 epochs
         at 1.5e-3 would cost the time ``init`` saves and move the router as far as training from scratch does (at
         3e-4 a retrain of twenty corrections lost 11 of 108 compound test rows; at 1.5e-4, one: docs/training.md)."""
-        if self.init is not None:
+        if self.init is not None:  # through __dict__: the fields stay unset, as the user left them
             if "epochs" not in self.model_fields_set:
-                self.epochs = 2.0
+                self.__dict__["epochs"] = 2.0
             if "learning_rate" not in self.model_fields_set:
-                self.learning_rate = 1.5e-4
+                self.__dict__["learning_rate"] = 1.5e-4
         return self
 
 

@@ -478,6 +478,14 @@ def test_a_retrain_from_a_router_trains_the_rows_it_has_not_learnt_and_a_share_o
     assert (training["new_rows"], training["rows_per_epoch"], training["replay"]) == (2, size, 0.5)
     assert training["steps"] == 2 * math.ceil(size / 4)  # two passes (init's default) in batches of 4
     assert read_learnt(again.out) == learnt | learnt_keys(new)  # what it knows now, for the next retrain
+    shutil.copytree(result.out, tmp_path / "older", ignore=shutil.ignore_patterns("checkpoint"))
+    (tmp_path / "older" / "learnt.txt").unlink()  # a router trained before routers listed their rows
+    full = train(TrainOptions(data=folder, out=tmp_path / "full", init=tmp_path / "older", batch_size=4,
+                              max_eval_rows=4, lora={"r": 4, "alpha": 8}, precision="float32", compile=False,
+                              export=False), registry_module)  # fmt: skip
+    rows_now = len(known) + len(new)
+    assert (full.card["training"]["rows_per_epoch"], full.card["training"]["replay"]) == (rows_now, 1.0)
+    assert full.card["training"]["steps"] == math.ceil(rows_now / 4)  # every row, once: not two epochs of them
 
 
 def test_missing_data_and_cpu_qlora_are_clear_errors(tmp_path, registry_module):
