@@ -327,8 +327,9 @@ def train_command(
     resume: Annotated[bool, typer.Option(help="Continue from OUT/checkpoint.")] = False,
     init: Annotated[Path | None, typer.Option(help="Start from this router's adapter (e.g. router/) instead of "
                                               "fresh weights: a quicker retrain after adding a skill.")] = None,
-    replay: Annotated[float, typer.Option(min=0.01, max=1.0, help="With --init: each epoch trains on every row "
-                                          "that router has not learnt and this share of the others (1 = all).")] = 0.25,
+    replay: Annotated[float | None, typer.Option(min=0.01, max=1.0, help="With --init: each epoch trains on every "
+                                                 "row that router has not learnt and this share of the others "
+                                                 "(default 0.25; 1 = all).")] = None,
     four_bit: Annotated[bool, typer.Option("--4bit", help="QLoRA via bitsandbytes (CUDA only).")] = False,
     max_train_rows: Annotated[int | None, typer.Option(help="Train on a subset (quick runs).")] = None,
     train_on_validation: Annotated[bool, typer.Option(help="Train on the validation rows too (a final router; "
@@ -347,11 +348,11 @@ def train_command(
     options = TrainOptions(
         data=data, max_steps=max_steps, batch_size=batch_size, seed=seed, resume=resume, init=init,
         four_bit=four_bit, max_train_rows=max_train_rows, train_on_validation=train_on_validation,
-        members=members, precision=precision, compile=compile_layers, replay=replay,
+        members=members, precision=precision, compile=compile_layers,
         progress=True,
         lora=LoraOptions(r=rank, alpha=2 * rank), wake=_wake_name(config),
         **{k: v for k, v in {"out": out, "base": base, "epochs": epochs, "template": template,
-                             "learning_rate": learning_rate}.items() if v is not None},
+                             "learning_rate": learning_rate, "replay": replay}.items() if v is not None},
     )  # fmt: skip
     result = train(options, _registry(config))
     if not result.card:  # another process under `accelerate launch`: the main one writes and reports the router

@@ -202,7 +202,6 @@ class LlamaCppRouter(Router):
         ends = {self.llm.token_eos(), *(t for stop in template.stop for t in self._tokens(stop, special=True)[:1])}
         for token in ends:  # where a sequence may go on or end, the model's end token is the grammar's END
             self.pieces[token] = END.encode()
-        self._end_tokens = sorted(ends)
         self.prefix_tokens = self._tokens(template.prefix(self._skills_text()), special=True)
         self.suffix_tokens = self._tokens(template.after, special=True)
         needed = len(self.prefix_tokens) + len(self.suffix_tokens) + self.options.max_tokens + 16  # 16: an utterance

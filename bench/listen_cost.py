@@ -21,12 +21,16 @@ import subprocess
 import sys
 import tempfile
 import time
-import wave
 from pathlib import Path
 
-import numpy as np
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-RATE = 16000
+import numpy as np  # noqa: E402
+
+from assistant.audio import SAMPLE_RATE as RATE  # noqa: E402
+from assistant.audio import read_audio  # noqa: E402
+from tests.speech import write_wav  # noqa: E402
+
 TALK = [
     "I told her the train was late again this morning.",
     "Did you see the match last night? It went to penalties.",
@@ -39,22 +43,11 @@ TALK = [
 ]
 
 
-def write_wav(path: Path, audio: np.ndarray) -> Path:
-    with wave.open(str(path), "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(RATE)
-        out.writeframes((np.clip(audio, -1, 1) * 32767).astype("<i2").tobytes())
-    return path
-
-
 def spoken(text: str, folder: Path) -> np.ndarray:
+    """``text`` said by espeak-ng at 160 words a minute, as 16 kHz mono."""
     path = folder / f"{abs(hash(text))}.wav"
     subprocess.run(["espeak-ng", "-s", "160", "-w", str(path), text], check=True, capture_output=True)
-    with wave.open(str(path)) as clip:
-        audio = np.frombuffer(clip.readframes(clip.getnframes()), "<i2").astype(np.float32) / 32768
-        rate = clip.getframerate()
-    return np.interp(np.arange(0, len(audio), rate / RATE), np.arange(len(audio)), audio).astype(np.float32)
+    return read_audio(path)
 
 
 def recordings(seconds: float, folder: Path) -> dict[str, Path]:

@@ -14,14 +14,11 @@ is otherwise too faint to move the router, and the user said it matters.
 from __future__ import annotations
 
 import hashlib
-import logging
 import random
 from collections.abc import Iterable
 from pathlib import Path
 
 from .examples import utterance_key
-
-logger = logging.getLogger(__name__)
 
 LEARNT = "learnt.txt"
 """The file in a router folder that lists the rows it learnt."""
@@ -72,12 +69,9 @@ def replayed(rows: list[dict], learnt: set[str] | None, share: float, seed: int,
 
 
 def replayed_size(rows: list[dict], learnt: set[str] | None, share: float) -> int:
-    """How many rows ``replayed`` gives each epoch."""
-    if learnt is None or share >= 1:
-        return len(rows)
-    new = unlearnt(rows, learnt)
-    weighted = sum(CORRECTION_WEIGHT if row.get("corrected") else 1 for row in new)
-    return weighted + round(share * (len(rows) - len(new)))
+    """How many rows ``replayed`` gives each epoch (the same for every epoch)."""
+    return len(replayed(rows, learnt, share, seed=0, epoch=0))
 
 
-__all__ = ["CORRECTION_WEIGHT", "LEARNT", "learnt_keys", "read_learnt", "replayed", "replayed_size", "row_key", "unlearnt", "write_learnt"]
+__all__ = ["CORRECTION_WEIGHT", "LEARNT", "learnt_keys", "read_learnt", "replayed", "replayed_size", "row_key",
+           "unlearnt", "write_learnt"]  # fmt: skip
