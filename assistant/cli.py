@@ -358,11 +358,11 @@ def train_command(
     if not result.card:  # another process under `accelerate launch`: the main one writes and reports the router
         return
     for written in [result, *result.members]:
-        metrics, training = written.card["metrics"], written.card["training"]
-        seen = " (rows it trained on)" if written.card["dataset"]["validation_in_training"] else ""
+        metrics, training = written.card.metrics, written.card.training
+        seen = " (rows it trained on)" if written.card.dataset.validation_in_training else ""
         typer.echo(f"router written to {written.out}: validation call accuracy "
-                   f"{metrics['validation_call_accuracy']:.3f}{seen}, {training['steps']} steps in "
-                   f"{training['seconds']:.0f} s")  # fmt: skip
+                   f"{metrics.validation_call_accuracy:.3f}{seen}, {training.steps} steps in "
+                   f"{training.seconds:.0f} s")  # fmt: skip
 
 
 @app.command("eval")
@@ -391,7 +391,7 @@ def eval_command(
     reports[f"{tuned.name} (tuned)" if tuned.card else tuned.name] = evaluate(tuned, rows, registry)
     if base and tuned.card:
         untuned = _router(config, registry, kind=router, router_dir=None, known_values=known_values,
-                          template=tuned.card.get("template"), skill_list=tuned.card.get("skill_list"))  # fmt: skip
+                          template=tuned.card.template, skill_list=tuned.card.skill_list)  # fmt: skip
         reports[f"{untuned.name} (untuned base)"] = evaluate(untuned, rows, registry)
     names = list(reports)
     typer.echo(f"{len(rows)} rows" + (f" from {data}" if data else " (test split of the example files)"))

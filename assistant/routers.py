@@ -23,7 +23,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from finetune.base import DEFAULT_BASE, ModelError, resolve_gguf
-from finetune.card import ADAPTER_DIR, ADAPTER_GGUF, ROUTER_CARD, ROUTER_DIR, card_members, load_card
+from finetune.card import ADAPTER_DIR, ROUTER_CARD, ROUTER_DIR, RouterCard, load_card
 from finetune.drafting import likely_skill
 from finetune.export import check_adapter_gguf, merged_router
 from finetune.prompts import SkillList, clean_utterance, load_template, skills_text
@@ -117,7 +117,8 @@ class Router:
 
     registry: Registry
     options: RouterOptions = field(default_factory=RouterOptions)
-    card: dict[str, Any] = field(default_factory=dict)
+    card: RouterCard | None = None
+    """How the router was trained; None for an untuned base."""
     name: str = "router"
 
     def route(self, text: str) -> CallSequence:
@@ -152,16 +153,18 @@ class Router:
         return RouteResult(text, calls, raw, time.perf_counter() - started, reason=reason, dropped=dropped, **counts)
 
     def _template(self):
-        return load_template(self.options.template or self.card.get("template") or "chatml")  # untuned: chat turns
+        trained = self.card.template if self.card else None
+        return load_template(self.options.template or trained or "chatml")  # untuned: chat turns
 
     def _skills_text(self) -> str:
-        return skills_text(self.registry, self.options.skill_list or self.card.get("skill_list") or "none")
+        trained = self.card.skill_list if self.card else None
+        return skills_text(self.registry, self.options.skill_list or trained or "none")
 
 
-def read_card(router_dir: Path | None) -> dict[str, Any]:
-    """The trained router's card, or {} for an untuned base. A broken card names the command that rebuilds it."""
+def read_card(router_dir: Path | None) -> RouterCard | None:
+    """The trained router's card, or None for an untuned base. A broken card names the command that rebuilds it."""
     if router_dir is None:
-        return {}
+        return None
     path = Path(router_dir) / ROUTER_CARD
     try:
         return load_card(router_dir)
@@ -213,7 +216,7 @@ class LlamaCppRouter(Router):
         self.llm.eval(self.prefix_tokens)  # evaluated once; every routing starts from here
         self.members = []  # the ensemble's other routers (``skillcall train --members``), each with the prefix
         try:
-            folders = card_members(self.card) if self.options.consult_margin > 0 else []
+            folders = self.card.member_folders() if self.card and self.options.consult_margin > 0 else []
         except ValueError as exc:
             raise ModelError(f"{Path(router_dir) / ROUTER_CARD}: {exc}; rebuild the router with `skillcall train`, "
                              "or set router.consult_margin = 0 to route with it alone") from None  # fmt: skip
@@ -224,8 +227,7 @@ class LlamaCppRouter(Router):
                 raise ModelError(f"{member_dir}, a router of this ensemble, is missing; train the ensemble again "
                                  f"({retrain_command(router_dir, self.card, init=False)}), {alone}")  # fmt: skip
             member_card = read_card(member_dir)
-            differs = [key for key in ("base", "template", "skill_list", "skills")
-                       if member_card.get(key) != self.card.get(key)]  # fmt: skip
+            differs = self.card.prompt_differences(member_card)
             if differs:
                 raise ModelError(f"{member_dir} was trained with another {', '.join(differs)} than {router_dir}; "
                                  f"retrain the ensemble with {retrain_command(router_dir, self.card)}, {alone}")
@@ -233,13 +235,12 @@ class LlamaCppRouter(Router):
             member.eval(self.prefix_tokens)
             self.members.append(member)
 
-    def _adapter(self, router_dir: Path, card: dict[str, Any]) -> Path:
+    def _adapter(self, router_dir: Path, card: RouterCard) -> Path:
         """A trained router's llama.cpp adapter file."""
-        files = card.get("files") or {}
-        if "gguf" in files and not files["gguf"]:  # trained from a base llama.cpp cannot read
-            raise ModelError(f"{router_dir} has no llama.cpp file (its base {card.get('base')} is not a "
+        if not card.files.gguf:  # trained from a base llama.cpp cannot read
+            raise ModelError(f"{router_dir} has no llama.cpp file (its base {card.base} is not a "
                              "llama-architecture GGUF); serve it with router.kind = \"transformers\"")  # fmt: skip
-        adapter = Path(router_dir) / files.get("gguf", ADAPTER_GGUF)
+        adapter = Path(router_dir) / card.files.gguf
         if not adapter.is_file():
             raise ModelError(f"router adapter {adapter} is missing; rebuild it with `skillcall train`")
         return adapter
@@ -309,13 +310,13 @@ class LlamaCppRouter(Router):
                 break
             choice = next((option for option in options if option != ")"), options[0])
             guess += choice + acceptor.forced(so_far + guess + choice)
-        return guess + acceptor.span_rest(so_far + guess, self.card.get("span_starts"))
+        return guess + acceptor.span_rest(so_far + guess, self.card.span_starts if self.card else None)
 
     def _first_draft(self, utterance: str, acceptor: CallAcceptor, room: int) -> list[int]:
         """A whole call guessed before the model has read the utterance, for the utterance's own batch: the skill
         the words point to (the card's ``skill_words``), when it takes arguments (a call without any is done
         after one evaluation anyway), then ``_guess``. Right, it saves a second evaluation."""
-        skill = likely_skill(utterance, self.card.get("skill_words") or {}) if room > 0 else None
+        skill = likely_skill(utterance, self.card.skill_words if self.card else {}) if room > 0 else None
         if skill not in self.registry or not self.registry.get(skill).parameters:
             return []
         return self._tokens(skill + self._guess(skill, acceptor), special=False)[:room]
@@ -534,7 +535,7 @@ class TransformersRouter(Router):
     def __post_init__(self) -> None:
         from finetune.base import load_base
 
-        base = self.card.get("base", self.options.base) if self.options.router_dir else self.options.base
+        base = self.card.base if self.card and self.card.base is not None else self.options.base
         self.model, self.tokenizer = load_base(base)  # a ModelError naming the extra when PyTorch is missing
         import torch
 
@@ -550,7 +551,7 @@ class TransformersRouter(Router):
             except Exception as exc:  # noqa: BLE001 - bad JSON, a truncated safetensors file, wrong shapes ...
                 raise ModelError(f"PEFT adapter {adapter} is unreadable ({type(exc).__name__}: {exc}); rebuild it "
                                  "with `skillcall train`") from None  # fmt: skip
-        if self.card.get("members"):
+        if self.card and self.card.members:
             logger.info("the transformers router routes with %s alone; its ensemble's other routers are asked by the "
                         "llama.cpp router", self.options.router_dir)  # fmt: skip
         if torch.cuda.is_available():
@@ -673,13 +674,13 @@ ROUTERS: dict[str, type[Router]] = {"llama.cpp": LlamaCppRouter, "transformers":
                                     "openai": OpenAIRouter}  # fmt: skip
 
 
-def retrain_command(router_dir: Path | None, card: dict[str, Any], init: bool = True) -> str:
+def retrain_command(router_dir: Path | None, card: RouterCard | None, init: bool = True) -> str:
     """The command that retrains the router in ``router_dir`` (its whole ensemble), from itself with ``init``."""
     command = "skillcall dataset && skillcall train"
     command += f" --init {router_dir}" if init else ""
     command += "" if router_dir == ROUTER_DIR else f" --out {router_dir}"  # train writes router/ by default
     try:
-        members = 1 + len(card_members(card))
+        members = 1 + len(card.member_folders() if card else [])
     except ValueError:
         members = 1
     return f"`{command}{f' --members {members}' if members > 1 else ''}`"
@@ -700,11 +701,11 @@ def load_router(options: RouterOptions, registry: Registry, examples_fingerprint
 
     With ``examples_fingerprint``, warns when the example files changed since the router was trained.
     """
-    card = read_card(options.router_dir) if options.kind != "openai" else {}
+    card = read_card(options.router_dir) if options.kind != "openai" else None
     retrain = f"{retrain_command(options.router_dir, card)} (minutes: from this router)"
-    if card and examples_fingerprint and card.get("examples_fingerprint") not in (None, examples_fingerprint):
+    if card and card.examples_changed(examples_fingerprint):
         logger.warning("the example files changed since this router was trained; retrain it with %s", retrain)
-    missing = sorted(set(registry.names) - set(card.get("skills", registry.names)))
+    missing = card.unlearnt_skills(list(registry.names)) if card else []
     if missing:
         added = f"skill {missing[0]} was" if len(missing) == 1 else f"skills {', '.join(missing)} were"
         logger.warning("%s added after the router was trained; it has not learnt %s: retrain with %s", added,

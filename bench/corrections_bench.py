@@ -66,8 +66,8 @@ def main() -> None:
     retrained = load_router(RouterOptions(router_dir=result.out, known_values=False), registry)
 
     test = read_jsonl(data / "test.jsonl", ("text", "call"))  # the shipped router's: corrections go to train only
-    print(f"retrain (dataset + train --init router): {minutes:.1f} min, {result.card['training']['steps']} steps, "
-          f"{result.card['training']['new_rows']} new rows")  # fmt: skip
+    print(f"retrain (dataset + train --init router): {minutes:.1f} min, {result.card.training.steps} steps, "
+          f"{result.card.training.new_rows} new rows")  # fmt: skip
     print(f"{'router':<12}{'corrected':>12}{'nearby':>10}{'test single':>14}{'test compound':>16}")
     for name, router in (("shipped", shipped), ("retrained", retrained)):
         right = [evaluate(router, rows, registry) for rows in (corrections, nearby, test)]

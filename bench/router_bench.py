@@ -77,7 +77,7 @@ def main() -> None:
     if not args.no_base:  # the same prompt as the tuned router, as `skillcall eval` builds it
         card = read_card(configured.router_dir)
         variants["untuned base"] = variants["tuned"].model_copy(
-            update={"router_dir": None, "template": card.get("template"), "skill_list": card.get("skill_list")})
+            update={"router_dir": None, "template": card and card.template, "skill_list": card and card.skill_list})
     for name, options in variants.items():
         started = time.perf_counter()
         router = load_router(options, registry)
@@ -157,7 +157,7 @@ def compare_first_guess(rows: list[dict], registry, options: RouterOptions, repe
     """p50 and evaluations a call of the router with and without the whole-call guess made before the model
     reads the utterance; each row is routed by both, one after the other."""
     routers = {"with first guess": load_router(options, registry), "without": load_router(options, registry)}
-    routers["without"].card = {k: v for k, v in routers["without"].card.items() if k != "skill_words"}
+    routers["without"].card = routers["without"].card.model_copy(update={"skill_words": {}})
     seconds: dict[str, list[float]] = {name: [] for name in routers}
     evaluations: dict[str, list[int]] = {name: [] for name in routers}
     for row in rows * repeats:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from skills import Registry, SkillcallError
 
+from .card import CardDataset, RouterCard
 from .compound import compose
 from .examples import ExampleSet, load_examples, utterance_key, write_atomic
 
@@ -118,11 +119,11 @@ def build_dataset(example_set: ExampleSet, options: DatasetOptions) -> DatasetRe
     return result
 
 
-def router_test_split(example_dirs: list[Path], registry: Registry, card: dict | None = None) -> list[dict]:
+def router_test_split(example_dirs: list[Path], registry: Registry, card: RouterCard | None = None) -> list[dict]:
     """The test rows of the dataset a router was trained on: the examples in ``example_dirs`` split with the seed
     its card records (``dataset.seed``; 0 for a card without one), as ``skillcall eval`` and the benchmarks read them."""
-    dataset = (card or {}).get("dataset") or {}
-    options = DatasetOptions(seed=dataset.get("seed") or 0, compound=dataset.get("compound", 0.0))
+    dataset = card.dataset if card is not None else CardDataset()
+    options = DatasetOptions(seed=dataset.seed or 0, compound=dataset.compound)
     return split_rows(load_examples(example_dirs, registry), options)[0]["test"]
 
 

@@ -34,7 +34,12 @@ from .card import (
     MEMBERS_DIR,
     ROUTER_CARD,
     ROUTER_DIR,
-    card_members,
+    CardDataset,
+    CardFiles,
+    CardLora,
+    CardMetrics,
+    CardTraining,
+    RouterCard,
     load_card,
     write_card,
 )
@@ -147,7 +152,8 @@ class TrainOptions(BaseModel):
 @dataclass
 class TrainResult:
     out: Path
-    card: dict[str, Any]
+    card: RouterCard | None
+    """None in the other processes under `accelerate launch`: the main one writes the router."""
     history: list[dict[str, float]] = field(default_factory=list)
     members: list[TrainResult] = field(default_factory=list)
     """The other routers of an ensemble (``TrainOptions.members``), each as written to its folder."""
@@ -443,24 +449,21 @@ def _subset(rows: list[dict], limit: int | None, seed: int) -> list[dict]:
     return picked
 
 
-def _init_router(options: TrainOptions) -> tuple[dict[str, Any], dict[str, Any]]:
+def _init_router(options: TrainOptions) -> tuple[dict[str, Any], RouterCard]:
     """The adapter weights and card of the router ``options.init`` names, checked against this run's base, template
     and LoRA."""
     from peft.utils import load_peft_weights
 
     card = _init_card(options.init)
     lora = options.lora.model_dump(include={"r", "alpha", "target_modules"})
-    theirs = {"base": card.get("base"), "template": card.get("template"),
-              "lora": {key: card.get("lora", {}).get(key) for key in lora}}  # fmt: skip
-    ours = {"base": options.base, "template": options.template, "lora": lora}
-    changed = [key for key in ours if theirs[key] != ours[key]]
-    if changed:
-        raise TrainError(f"--init {options.init} was trained with another {', '.join(changed)} "
-                         f"({', '.join(f'{k}={theirs[k]}' for k in changed)}); train without --init")  # fmt: skip
+    theirs = card.recipe_differences(options.base, options.template, lora)
+    if theirs:
+        raise TrainError(f"--init {options.init} was trained with another {', '.join(theirs)} "
+                         f"({', '.join(f'{k}={v}' for k, v in theirs.items())}); train without --init")  # fmt: skip
     return load_peft_weights(str(options.init / ADAPTER_DIR), device="cpu"), card
 
 
-def _init_card(init: Path) -> dict[str, Any]:
+def _init_card(init: Path) -> RouterCard:
     """The card of a router folder named by ``--init`` (or of one of its ensemble's routers)."""
     card_path = init / ROUTER_CARD
     if not card_path.is_file() or not (init / ADAPTER_DIR).is_dir():
@@ -508,7 +511,7 @@ def _member_inits(options: TrainOptions) -> list[Path | None]:
         return [None] * options.members
     card = _init_card(options.init)
     try:
-        theirs = card_members(card)
+        theirs = card.member_folders()
     except ValueError as exc:
         raise TrainError(f"--init {options.init}: {ROUTER_CARD} is unreadable ({exc}); name another router, or "
                          "train without --init") from None  # fmt: skip
@@ -551,9 +554,9 @@ def _train_one(options: TrainOptions, registry: Registry, members: list[str] | N
                              f"{options.data}` first")  # fmt: skip
     if options.four_bit and not torch.cuda.is_available():
         raise TrainError("--4bit (QLoRA) needs a CUDA GPU and bitsandbytes; train in full precision on a CPU")
-    init_weights, init_card = _init_router(options) if options.init else (None, {})
+    init_weights, init_card = _init_router(options) if options.init else (None, None)
     # validation rows this router (or the one it starts from) trained on cannot pick a checkpoint: the last is kept
-    in_sample = options.train_on_validation or bool(init_card.get("dataset", {}).get("validation_in_training"))
+    in_sample = options.train_on_validation or bool(init_card and init_card.dataset.validation_in_training)
     gguf_base = resolve_gguf(options.base)
     export = options.export and gguf_base is not None and _llama_architecture(gguf_base)
     if options.export and not export:
@@ -705,7 +708,7 @@ def _train_one(options: TrainOptions, registry: Registry, members: list[str] | N
         bar.close()
     seconds = time.perf_counter() - started
     if not accelerator.is_main_process:
-        return TrainResult(out, {}, history)
+        return TrainResult(out, None, history)
 
     final = accelerator.unwrap_model(model)
     if best_state is not None:
@@ -723,36 +726,34 @@ def _train_one(options: TrainOptions, registry: Registry, members: list[str] | N
         write_adapter_gguf(get_peft_model_state_dict(final), options.lora.alpha, config.num_attention_heads,
                            config.num_key_value_heads, out / ADAPTER_GGUF)  # fmt: skip
     dataset_card = json.loads((options.data / CARD).read_text()) if (options.data / CARD).exists() else {}
-    card = {
-        "base": options.base,
-        "base_file": gguf_base.name if gguf_base else None,
-        "template": options.template,
-        "skill_list": options.skill_list,
-        "skills": {s.name: s.signature for s in registry},
-        "examples_fingerprint": dataset_card.get("examples_fingerprint"),
-        "dataset": {"train_rows": len(train_rows), "validation_rows": len(eval_set),
-                    "validation_in_training": in_sample,
-                    "train_sha256": setup["data"], "seed": dataset_card.get("seed"),
-                    "compound": dataset_card.get("compound", 0.0)},  # fmt: skip
-        "span_starts": span_starts(train_rows, registry),
-        "skill_words": skill_words(train_rows),
-        "addressing": {"wake": options.wake, "share": options.address_share, "filler_share": options.filler_share,
-                       "numbers_share": options.numbers_share, "plain_share": options.plain_share},
-        "lora": options.lora.model_dump(),
-        "training": {"steps": step, "epochs": round(step / steps_per_epoch, 3), "processes": shards,
-                     "rows_per_epoch": epoch_size, "replay": options.replay if replaying else 1.0,
-                     "new_rows": len(unlearnt(train_rows, learnt)),
-                     "batch_size": options.batch_size, "learning_rate": options.learning_rate,
-                     "seconds": round(seconds, 1), "seconds_per_step": round(seconds / max(step, 1), 3),
-                     "threads": torch.get_num_threads(), "device": device_name(accelerator.device),
-                     "precision": precision, "compiled_layers": compiled, "seed": options.seed,
-                     "init": setup["init"]},  # fmt: skip
-        "metrics": {"best_step": best["step"], "validation_loss": round(best["loss"], 5),
-                    "validation_call_accuracy": round(best["call_accuracy"], 4)},  # fmt: skip
-        "files": {"adapter": ADAPTER_DIR, "gguf": ADAPTER_GGUF if export else None},
+    card = RouterCard(
+        base=options.base,
+        base_file=gguf_base.name if gguf_base else None,
+        template=options.template,
+        skill_list=options.skill_list,
+        skills={s.name: s.signature for s in registry},
+        examples_fingerprint=dataset_card.get("examples_fingerprint"),
+        dataset=CardDataset(train_rows=len(train_rows), validation_rows=len(eval_set),
+                            validation_in_training=in_sample, train_sha256=setup["data"],
+                            seed=dataset_card.get("seed"), compound=dataset_card.get("compound", 0.0)),
+        span_starts=span_starts(train_rows, registry),
+        skill_words=skill_words(train_rows),
+        addressing={"wake": options.wake, "share": options.address_share, "filler_share": options.filler_share,
+                    "numbers_share": options.numbers_share, "plain_share": options.plain_share},
+        lora=CardLora(**options.lora.model_dump()),
+        training=CardTraining(
+            steps=step, epochs=round(step / steps_per_epoch, 3), processes=shards, rows_per_epoch=epoch_size,
+            replay=options.replay if replaying else 1.0, new_rows=len(unlearnt(train_rows, learnt)),
+            batch_size=options.batch_size, learning_rate=options.learning_rate, seconds=round(seconds, 1),
+            seconds_per_step=round(seconds / max(step, 1), 3), threads=torch.get_num_threads(),
+            device=device_name(accelerator.device), precision=precision, compiled_layers=compiled, seed=options.seed,
+            init=setup["init"]),
+        metrics=CardMetrics(best_step=best["step"], validation_loss=round(best["loss"], 5),
+                            validation_call_accuracy=round(best["call_accuracy"], 4)),
+        files=CardFiles(adapter=ADAPTER_DIR, gguf=ADAPTER_GGUF if export else None),
         **({"members": members} if members else {}),
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-    }
+        date=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    )  # fmt: skip
     write_card(out, card)
     write_learnt(out, learnt_keys(train_rows))
     plot_history(history, out / LOSS_PNG)
@@ -791,4 +792,4 @@ def plot_history(history: list[dict[str, float]], path: Path) -> None:
     plt.close(figure)
 
 
-__all__ = ["LoraOptions", "TrainError", "TrainOptions", "TrainResult", "card_members", "train"]
+__all__ = ["LoraOptions", "TrainError", "TrainOptions", "TrainResult", "train"]

@@ -7,6 +7,7 @@ from collections import Counter
 
 import pytest
 
+from finetune.card import RouterCard
 from finetune.dataset import DatasetError, DatasetOptions, build_dataset, read_jsonl, router_test_split
 from finetune.examples import EXAMPLES_DIR, load_examples, utterance_key
 
@@ -40,10 +41,11 @@ def test_splits_are_stratified_and_disjoint(example_set, registry, tmp_path):
 def test_a_router_is_tested_on_the_split_of_its_own_seed(example_set, registry, tmp_path):
     written = build_dataset(example_set, DatasetOptions(tmp_path, seed=7))
     test = read_jsonl(written.paths["test"], ("text", "call"))
-    rows = router_test_split([EXAMPLES_DIR], registry, {"dataset": {"seed": 7, "compound": DatasetOptions().compound}})
+    rows = router_test_split([EXAMPLES_DIR], registry,
+                             RouterCard(dataset={"seed": 7, "compound": DatasetOptions().compound}))
     assert [(r["text"], r["call"]) for r in rows] == [(r["text"], r["call"]) for r in test]
-    assert router_test_split([EXAMPLES_DIR], registry, {}) != rows  # a card without a seed: seed 0's split
-    assert router_test_split([EXAMPLES_DIR], registry, None) == router_test_split([EXAMPLES_DIR], registry, {})
+    assert router_test_split([EXAMPLES_DIR], registry, RouterCard()) != rows  # a card without a seed: seed 0's split
+    assert router_test_split([EXAMPLES_DIR], registry, None) == router_test_split([EXAMPLES_DIR], registry, RouterCard())
 
 
 def test_same_seed_same_bytes_other_seed_other_order(example_set, tmp_path):

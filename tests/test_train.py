@@ -386,7 +386,7 @@ def test_the_exported_adapter_loads_in_llama_cpp(trained, registry_module):
 def test_resume_continues_from_the_checkpoint(trained, registry_module):
     _, options = trained
     result = train(options.model_copy(update={"max_steps": 4, "resume": True}), registry_module)
-    assert result.card["training"]["steps"] == 4
+    assert result.card.training.steps == 4
     assert [h["step"] for h in result.history] == [1, 2, 3, 4]
 
 
@@ -416,18 +416,18 @@ def test_training_on_the_validation_rows_too_keeps_the_last_checkpoint(small_dat
                            export=False, train_on_validation=True)  # fmt: skip
     result = train(options, registry_module)
     card = result.card
-    assert card["dataset"]["train_rows"] == len(rows) and card["dataset"]["validation_in_training"] is True
-    assert sum(card["skill_words"]["rows"].values()) == len(rows)
+    assert card.dataset.train_rows == len(rows) and card.dataset.validation_in_training is True
+    assert sum(card.skill_words["rows"].values()) == len(rows)
     evals = [h for h in result.history if "validation_loss" in h]
     scores = [(h["validation_call_accuracy"], -h["validation_loss"]) for h in evals]
     assert scores.index(max(scores)) != 2  # a rate this high makes it worse, so the usual rule would pick another...
-    assert card["metrics"]["best_step"] == 3  # ...and still the last is kept: seen rows cannot pick one
-    assert card["metrics"]["validation_loss"] == round(evals[-1]["validation_loss"], 5)
+    assert card.metrics.best_step == 3  # ...and still the last is kept: seen rows cannot pick one
+    assert card.metrics.validation_loss == round(evals[-1]["validation_loss"], 5)
     with pytest.raises(TrainError, match="another train_on_validation; train from scratch"):
         train(options.model_copy(update={"resume": True, "train_on_validation": False}), registry_module)
     after = train(options.model_copy(update={"out": tmp_path / "next", "init": tmp_path, "max_steps": 1,
                                              "train_on_validation": False}), registry_module)  # fmt: skip
-    assert after.card["dataset"]["validation_in_training"] is True  # it starts from a router that trained on them
+    assert after.card.dataset.validation_in_training is True  # it starts from a router that trained on them
 
 
 def test_init_starts_from_another_routers_adapter_and_refuses_one_trained_another_way(
@@ -445,7 +445,7 @@ def test_init_starts_from_another_routers_adapter_and_refuses_one_trained_anothe
     after = load_peft_weights(str(again.out / "adapter"))
     assert set(after) == set(before) and all(bool((after[k] == before[k]).all()) for k in before)
     assert any(bool(v.any()) for k, v in before.items() if "lora_B" in k)  # trained: not the fresh zeros
-    assert again.card["training"]["init"] == str(result.out)
+    assert again.card.training.init == str(result.out)
     with pytest.raises(TrainError, match=r"trained with another lora \(lora=\{'r': 4"):
         rank8 = LoraOptions(r=8, alpha=8)
         train(options.model_copy(update={"out": tmp_path / "r8", "init": result.out, "lora": rank8}), registry_module)
@@ -473,10 +473,10 @@ def test_a_retrain_from_a_router_trains_the_rows_it_has_not_learnt_and_a_share_o
     again = train(TrainOptions(data=folder, out=tmp_path / "again", init=result.out, replay=0.5, batch_size=4,
                                max_eval_rows=4, lora={"r": 4, "alpha": 8}, precision="float32", compile=False,
                                export=False), registry_module)  # fmt: skip
-    training = again.card["training"]
+    training = again.card.training
     size = 2 + round(0.5 * len(known))
-    assert (training["new_rows"], training["rows_per_epoch"], training["replay"]) == (2, size, 0.5)
-    assert training["steps"] == 2 * math.ceil(size / 4)  # two passes (init's default) in batches of 4
+    assert (training.new_rows, training.rows_per_epoch, training.replay) == (2, size, 0.5)
+    assert training.steps == 2 * math.ceil(size / 4)  # two passes (init's default) in batches of 4
     assert read_learnt(again.out) == learnt | learnt_keys(new)  # what it knows now, for the next retrain
     shutil.copytree(result.out, tmp_path / "older", ignore=shutil.ignore_patterns("checkpoint"))
     (tmp_path / "older" / "learnt.txt").unlink()  # a router trained before routers listed their rows
@@ -484,8 +484,8 @@ def test_a_retrain_from_a_router_trains_the_rows_it_has_not_learnt_and_a_share_o
                               max_eval_rows=4, lora={"r": 4, "alpha": 8}, precision="float32", compile=False,
                               export=False), registry_module)  # fmt: skip
     rows_now = len(known) + len(new)
-    assert (full.card["training"]["rows_per_epoch"], full.card["training"]["replay"]) == (rows_now, 1.0)
-    assert full.card["training"]["steps"] == math.ceil(rows_now / 4)  # every row, once: not two epochs of them
+    assert (full.card.training.rows_per_epoch, full.card.training.replay) == (rows_now, 1.0)
+    assert full.card.training.steps == math.ceil(rows_now / 4)  # every row, once: not two epochs of them
 
 
 def test_missing_data_and_cpu_qlora_are_clear_errors(tmp_path, registry_module):
@@ -542,11 +542,11 @@ def test_an_ensemble_trains_its_members_with_the_next_seeds_and_the_router_consu
     options = TrainOptions(data=small_data, out=tmp_path, max_steps=1, batch_size=4, max_train_rows=8, max_eval_rows=4,
                            lora={"r": 4, "alpha": 8}, precision="float32", compile=False, members=2)  # fmt: skip
     result = train(options, registry_module)
-    assert result.card["members"] == ["members/2"] == json.loads((tmp_path / "router.json").read_text())["members"]
+    assert result.card.members == ["members/2"] == json.loads((tmp_path / "router.json").read_text())["members"]
     [member] = result.members
     assert member.out == tmp_path / "members" / "2" and (member.out / "router.gguf").is_file()
-    assert (result.card["training"]["seed"], member.card["training"]["seed"]) == (0, 1)
-    assert "members" not in member.card
+    assert (result.card.training.seed, member.card.training.seed) == (0, 1)
+    assert "members" not in json.loads((member.out / "router.json").read_text())
 
     always = load_router(RouterOptions(router_dir=tmp_path, threads=2, consult_margin=1e9, merge=False),
                          registry_module)  # fmt: skip
@@ -560,14 +560,14 @@ def test_an_ensemble_trains_its_members_with_the_next_seeds_and_the_router_consu
     (tmp_path / "members" / "notes.txt").write_text("mine")
     # the README's retrain: each router from itself, in place, seeded on from the first
     again = train(options.model_copy(update={"init": tmp_path, "seed": 5, "export": False}), registry_module)
-    assert [r.card["training"]["init"] for r in (again, *again.members)] == [str(tmp_path), str(member.out)]
-    assert [r.card["training"]["seed"] for r in (again, *again.members)] == [5, 6]
-    assert again.card["members"] == ["members/2"] and again.members[0].out == member.out
+    assert [r.card.training.init for r in (again, *again.members)] == [str(tmp_path), str(member.out)]
+    assert [r.card.training.seed for r in (again, *again.members)] == [5, 6]
+    assert again.card.members == ["members/2"] and again.members[0].out == member.out
     shutil.rmtree(member.out / "adapter")
     before = (tmp_path / "router.json").read_text()
     with pytest.raises(TrainError, match=r"--init .*members/2: not a router folder"):
         train(options.model_copy(update={"init": tmp_path}), registry_module)
     assert (tmp_path / "router.json").read_text() == before  # refused before anything was trained
     single = train(options.model_copy(update={"members": 1, "export": False}), registry_module)
-    assert "members" not in single.card and not member.out.exists()  # no stale members left behind...
+    assert "members" not in single.card.to_json() and not member.out.exists()  # no stale members left behind...
     assert (tmp_path / "members" / "notes.txt").read_text() == "mine"  # ...and nothing else removed
