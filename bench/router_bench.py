@@ -95,9 +95,8 @@ def main() -> None:
         cold = []
         for row in rows[:40]:
             started = time.perf_counter()
-            for llm in [router.llm, *router.members]:  # nothing cached: each prompt prefix is evaluated again,
-                llm.reset()  # inside the timing
-                llm.eval(router.prefix_tokens)
+            for session in [router.session, *router.members]:  # nothing cached: each prompt prefix is evaluated
+                session.start(router.prefix_tokens)  # again, inside the timing
             router.route(row["text"])
             cold.append(time.perf_counter() - started)
         print(f"\n[{name}] load {load_s:.2f} s")
@@ -157,7 +156,7 @@ def compare_first_guess(rows: list[dict], registry, options: RouterOptions, repe
     """p50 and evaluations a call of the router with and without the whole-call guess made before the model
     reads the utterance; each row is routed by both, one after the other."""
     routers = {"with first guess": load_router(options, registry), "without": load_router(options, registry)}
-    routers["without"].card = routers["without"].card.model_copy(update={"skill_words": {}})
+    routers["without"].drafter.skill_words = {}  # no guess of the skill before the model reads the words
     seconds: dict[str, list[float]] = {name: [] for name in routers}
     evaluations: dict[str, list[int]] = {name: [] for name in routers}
     for row in rows * repeats:

@@ -6,13 +6,12 @@ import json
 import logging
 import os
 import shutil
-from pathlib import Path
 
 import pytest
 
 from assistant.routers import RouterOptions, default_threads, load_router
 from finetune.base import DEFAULT_BASE, ModelError, resolve_gguf
-from finetune.train import ROUTER_DIR
+from finetune.card import ROUTER_DIR
 from skills import SkillCall, SkillContext, SkillSettings, load_registry
 from tests.servers import json_response
 
@@ -136,17 +135,17 @@ def test_drafting_saves_evaluations_and_never_changes_the_call(shipped):
     assert result.drafted_tokens == result.generated_tokens
     # the token that completes the call is checked against the logits before it, never evaluated itself
     call_tokens = result.generated_tokens + result.forced_tokens
-    assert shipped.llm.n_tokens == len(shipped.prefix_tokens) + result.prompt_tokens + call_tokens - 1
+    assert shipped.session.n_tokens == len(shipped.prefix_tokens) + result.prompt_tokens + call_tokens - 1
 
 
 def test_drafting_stays_within_the_token_bound_and_the_context(shipped):
     small = load_router(RouterOptions(threads=2, n_ctx=128, max_tokens=16), shipped.registry)
     result = small.route_result("Note that " + "the garden fence needs painting again " * 40)  # cut to fit n_ctx
     assert result.generated_tokens + result.forced_tokens <= 16 + 4  # the bound, plus one forced stretch at most
-    assert small.llm.n_tokens <= 128
+    assert small.session.n_tokens <= 128
     roomy = load_router(RouterOptions(threads=2, n_ctx=512, max_tokens=16), shipped.registry)
     long = roomy.route_result("東京の天気🙂" * 60 + " what's the weather in Oslo?")  # more tokens than a batch
-    assert long.prompt_tokens > roomy.llm.n_batch and long.call.name in shipped.registry and long.reason is None
+    assert long.prompt_tokens > roomy.session.n_batch and long.call.name in shipped.registry and long.reason is None
     with pytest.raises(ModelError, match=r"the prompt \(\d+ tokens\) and a call \(48\) do not fit router.n_ctx = 300"):
         load_router(RouterOptions(threads=2, n_ctx=300, skill_list="full"), shipped.registry)  # it crashed routing
 
@@ -154,11 +153,11 @@ def test_drafting_stays_within_the_token_bound_and_the_context(shipped):
 def test_the_adapter_is_merged_once_into_a_cached_q8_0_model(shipped):
     from finetune.base import cache_dir
 
-    merged = Path(shipped.llm.model_path)
+    merged = shipped.session.model_path
     assert merged.parent == cache_dir() / "routers" and merged.name.endswith("-q8_0.gguf")
     built = merged.stat().st_ino
     live = load_router(RouterOptions(threads=2, merge=False), shipped.registry)
-    assert live.llm.model_path != shipped.llm.model_path
+    assert live.session.model_path != shipped.session.model_path
     texts = [text for text, _ in SHIPPED_CASES] + DRAFTED
     assert [str(live.route(t)) for t in texts] == [str(shipped.route(t)) for t in texts]
     load_router(RouterOptions(threads=2), shipped.registry)
