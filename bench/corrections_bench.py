@@ -21,10 +21,11 @@ from pathlib import Path
 from assistant.corrections import Corrector
 from assistant.history import History, Turn
 from assistant.routers import RouterOptions, load_router
+from finetune.card import ROUTER_DIR
 from finetune.dataset import DatasetOptions, build_dataset, read_jsonl
 from finetune.evaluate import evaluate
 from finetune.examples import EXAMPLES_DIR, load_examples
-from finetune.train import ROUTER_DIR, TrainOptions, train
+from finetune.train import TrainOptions, train
 from skills import load_registry
 
 HERE = Path(__file__).resolve().parent / "corrections"

@@ -22,10 +22,11 @@ from pathlib import Path
 
 from assistant.routers import RouterOptions, load_router
 from assistant.scaffold import NewParameter, NewSkillOptions, new_skill
+from finetune.card import ROUTER_DIR
 from finetune.dataset import DatasetOptions, build_dataset, read_jsonl
 from finetune.evaluate import evaluate
 from finetune.examples import EXAMPLES_DIR, load_examples
-from finetune.train import ROUTER_DIR, TrainOptions, train
+from finetune.train import TrainOptions, train
 from skills import load_registry
 
 GREET = Path(__file__).resolve().parent / "greet"

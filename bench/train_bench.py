@@ -22,6 +22,7 @@ import time
 import torch
 from accelerate import Accelerator
 
+from finetune.augment import epoch_rows
 from finetune.base import load_base
 from finetune.dataset import read_jsonl
 from finetune.prompts import load_template
@@ -31,7 +32,6 @@ from finetune.train import (
     collate,
     compile_layers,
     encode_row,
-    epoch_rows,
     optimizer_and_schedule,
     pick_precision,
     train_step,

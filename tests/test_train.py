@@ -398,6 +398,32 @@ def test_resume_refuses_a_checkpoint_started_another_way(trained, registry_modul
         train(options.model_copy(update={"resume": True, "learning_rate": 0.01}), registry_module)
 
 
+def test_the_resume_fingerprint_of_default_options_is_the_one_earlier_checkpoints_hold(tmp_path):
+    """Pinned: a checkpoint resumes only where its fingerprint matches, so these values must not move."""
+    from finetune.train.checkpoint import fingerprint
+
+    (tmp_path / "train.jsonl").write_text("a\n")
+    (tmp_path / "validation.jsonl").write_text("b\n")
+    expected = {
+        "base": DEFAULT_BASE, "template": "compact", "skill_list": "none", "batch_size": 8, "seed": 0,
+        "lora": {"r": 16, "alpha": 32.0, "dropout": 0.0, "target_modules": ["q_proj", "k_proj", "v_proj", "o_proj"]},
+        "data": "87428fc522803d31065e7bce3cf03fe475096631e5e07bbd7a0fde60c4cf25c7", "max_train_rows": None,
+        "batching": "length-grouped", "wake": "Otto", "address_share": 0.2, "filler_share": 0.15,
+        "numbers_share": 0.15, "plain_share": 0.25, "init": None, "learning_rate": 1.5e-3, "warmup_ratio": 0.05,
+        "weight_decay": 0.0, "precision": "float32", "max_eval_rows": None,
+        "validation": "0263829989b6fd954f72baaf2fc64bc2e2f01d692d4de72986ea808f6e99813f",
+    }  # fmt: skip
+    options = TrainOptions(data=tmp_path)
+    assert fingerprint(options, "float32", replaying=False) == expected
+    assert json.loads(json.dumps(expected)) == expected  # as state.json keeps it
+    router = tmp_path / "router"
+    retrain = TrainOptions(data=tmp_path, init=router, train_on_validation=True, replay=0.5)
+    assert fingerprint(retrain, "bfloat16", replaying=True) == {
+        **expected, "init": str(router), "learning_rate": 1.5e-4, "precision": "bfloat16",
+        "train_on_validation": True, "replay": 0.5}  # fmt: skip
+    assert "replay" not in fingerprint(retrain, "bfloat16", replaying=False)
+
+
 @pytest.fixture(scope="module")
 def small_data(data, tmp_path_factory):
     """The first rows of each split of ``data``: a run that reads every row reads only these."""
@@ -500,7 +526,7 @@ def test_missing_data_and_cpu_qlora_are_clear_errors(tmp_path, registry_module):
 def test_only_llama_architecture_ggufs_are_exported_for_llama_cpp(tmp_path):
     import gguf
 
-    from finetune.train import _llama_architecture
+    from finetune.train.loop import _llama_architecture
 
     writer = gguf.GGUFWriter(str(tmp_path / "qwen.gguf"), "qwen2")  # q/k are not permuted for it: no export
     writer.write_header_to_file()

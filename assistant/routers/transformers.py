@@ -53,7 +53,7 @@ class TransformersRouter(Router):
         self._ends = [*self.template.stop, *([self.tokenizer.eos_token] if self.tokenizer.eos_token else [])]
 
     def _route(self, text: str, started: float) -> RouteResult:
-        from finetune.train import encode_row
+        from finetune.train.encoding import encode_row
 
         encoded = encode_row(self.tokenizer, self.template, self._skills_text(), text, "")
         prompt = encoded.input_ids[: len(encoded.input_ids) - sum(1 for x in encoded.labels if x != -100)]
