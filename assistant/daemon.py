@@ -26,6 +26,7 @@ from skills import MAX_CALLS, CallSequence, Registry, SkillCall, SkillcallError,
 
 from .audio import AudioOptions
 from .corrections import SPOKEN_REFUSAL, SPOKEN_REFUSALS, Corrector, spoken_correction
+from .early import Early, EarlyStart
 from .history import Announcement, CallRun, History, Skipped, Turn
 from .routers import Router
 from .transcribe import Transcriber
@@ -75,6 +76,9 @@ class DaemonOptions(BaseModel):
                                    description="Text-to-speech command; the reply is its last argument.")  # fmt: skip
     confirm: Literal["never", "risky", "always"] = Field("risky", description="Which calls need a spoken 'yes'.")
     confirm_window_s: float = Field(10.0, gt=0, description="How long a confirmation question stays open.")
+    early_ms: int = Field(150, ge=0, description="Once speech has paused this long, the words so far are "
+                          "transcribed and routed while the VAD waits out vad.end_silence_ms, and kept when no "
+                          "speech came back: the call is ready about when the silence ends. 0 = off.")  # fmt: skip
     history_db: UserPath | None = Field(None, description="SQLite file of turns; None = the platform's data folder.")
     correct_window_s: float = Field(30.0, ge=0, description="How long after a turn a spoken correction ('No, I "
                                     "meant …', 'That's wrong') applies to it; 0 = none.")  # fmt: skip
@@ -126,6 +130,7 @@ class Daemon:
         self.correctable: _Correctable | None = None
         self.correcting: _Correcting | None = None
         self._logged_id: int | None = None
+        self.early = EarlyStart()
 
     # -- audio -------------------------------------------------------------------------------------------------
     def run(self, chunks: Iterable[np.ndarray], stop: threading.Event | None = None) -> int:
@@ -139,11 +144,25 @@ class Daemon:
             self._forget_echo()
             for utterance in self.segmenter.feed(chunk):  # the microphone drops its audio itself while muted
                 turns += _shown(self.handle(utterance))
+            self._begin_early()
         if not stop.is_set():
             self._forget_echo()
             for utterance in self.segmenter.flush():
                 turns += _shown(self.handle(utterance))
         return turns
+
+    def _begin_early(self) -> None:
+        """In a pause of early_ms, start on the words so far (``assistant.early``)."""
+        if not self.options.early_ms or 1000 * self.segmenter.silence_s < self.options.early_ms:
+            return
+        utterance = self.segmenter.so_far()
+        if utterance is None:
+            return
+        now = self.clock()
+        wake = self.options.wake if self.use_wake else _NO_WAKE
+        if self.early.begin(utterance, self.transcriber, self.router, wake,
+                            self._answer_due(now) or now < self.follow_up_until):  # fmt: skip
+            logger.debug("early start on %.2f-%.2f s", utterance.start_s, utterance.speech_end_s)
 
     def _forget_echo(self) -> None:
         """After speech out, drop what the segmenter holds (the reply's echo), here on the audio thread: a timer's
@@ -156,11 +175,11 @@ class Daemon:
     def handle(self, utterance: Utterance) -> Turn:
         """Transcribe, wake, route, confirm, dispatch, reply and log one utterance. A stage that fails (the
         transcriber, the router) fails this turn only: it is logged with the reason, and the daemon listens on."""
-        heard_at = self.clock()
+        heard_at, committed = self.clock(), time.perf_counter()
         turn = Turn(text="", audio_s=round(len(utterance.audio) / 16_000, 3), start_s=round(utterance.start_s, 3),
                     vad_ms=round(1000 * (utterance.detected_s - utterance.speech_end_s), 1))  # fmt: skip
         try:
-            return self._handle(utterance, turn, heard_at)
+            return self._handle(utterance, turn, heard_at, committed)
         except Exception as exc:  # a daemon outlives one bad turn; skills' own errors never reach here
             return self._failed(turn, heard_at, exc)
 
@@ -178,21 +197,27 @@ class Daemon:
         turn.ok, turn.skipped, turn.detail = False, Skipped.FAILED, f"{type(exc).__name__}: {exc}"
         return self._log(turn, heard_at)
 
-    def _handle(self, utterance: Utterance, turn: Turn, heard_at: float) -> Turn:
-        transcript = self.transcriber.transcribe(utterance)  # speech the VAD found: Whisper's inventions dropped
-        turn.transcribe_ms = round(1000 * transcript.seconds, 1)
+    def _handle(self, utterance: Utterance, turn: Turn, heard_at: float, committed: float) -> Turn:
+        early = self.early.take(utterance)  # the same speech, transcribed (and routed) in its pause
+        # speech the VAD found: Whisper's inventions dropped
+        transcript = early.transcript if early else self.transcriber.transcribe(utterance)
+        turn.transcribe_ms, turn.early = round(1000 * transcript.seconds, 1), early is not None
         turn.text = transcript.text
         if not transcript.text:
             turn.skipped, turn.detail = Skipped.NO_SPEECH, str(transcript.dropped)
             return self._log(turn, heard_at)
-        return self._understand(turn, heard_at)
+        return self._understand(turn, heard_at, early, committed)
 
-    def _understand(self, turn: Turn, heard_at: float) -> Turn:
+    def _answer_due(self, now: float) -> bool:
+        """Whether a question is open (an answer needs no wake phrase)."""
+        return (self.pending is not None and now <= self.pending[1]) or \
+            (self.correcting is not None and now <= self.correcting.until)  # fmt: skip
+
+    def _understand(self, turn: Turn, heard_at: float, early: Early | None = None,
+                    committed: float | None = None) -> Turn:  # fmt: skip
         """Wake phrase, an answer to a question, a correction, routing, dispatch, the reply: a turn's words."""
         wake = self.options.wake if self.use_wake else _NO_WAKE
-        asked = (self.pending is not None and heard_at <= self.pending[1]) or \
-            (self.correcting is not None and heard_at <= self.correcting.until)  # an answer needs no wake phrase
-        woken = check_wake(turn.text, wake, asked or heard_at < self.follow_up_until)
+        woken = check_wake(turn.text, wake, self._answer_due(heard_at) or heard_at < self.follow_up_until)
         if woken is None:
             turn.skipped = Skipped.NO_WAKE
             return self._log(turn, heard_at)
@@ -207,9 +232,16 @@ class Daemon:
             self._say(turn.reply)
             self.follow_up_until = self.clock() + self.options.wake.follow_up_s
             return self._log(turn, heard_at)
-        started = time.perf_counter()
-        routed = self.router.route_result(woken.command)
-        turn.route_ms = round(1000 * (time.perf_counter() - started), 1)
+        if early is not None and early.routed is not None and early.command == woken.command:
+            routed, turn.route_ms, ready_at = early.routed, round(early.route_ms, 1), early.done_at
+        else:
+            started = time.perf_counter()
+            routed = self.router.route_result(woken.command)
+            ready_at = time.perf_counter()
+            turn.route_ms = round(1000 * (ready_at - started), 1)
+        # end of speech -> call ready: the VAD's wait, then what was left to do once the utterance had ended
+        turn.ready_ms = turn.route_ms if committed is None else \
+            round(turn.vad_ms + 1000 * max(0.0, ready_at - committed), 1)  # fmt: skip
         calls = routed.calls
         turn.call, turn.route_reason = str(calls), routed.reason
         request = calls[0].name != "other"
@@ -276,7 +308,8 @@ class Daemon:
             self._say(text)
 
     def _log(self, turn: Turn, heard_at: float) -> Turn:
-        turn.total_ms = round(turn.vad_ms + turn.transcribe_ms + turn.route_ms + turn.dispatch_ms, 1)
+        ready = turn.ready_ms or turn.vad_ms + turn.transcribe_ms + turn.route_ms
+        turn.total_ms = round(ready + turn.dispatch_ms, 1)
         if self.history is not None:
             self._logged_id = self.history.add(turn)
         if _shown(turn) and self.emit is not None:

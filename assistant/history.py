@@ -89,8 +89,12 @@ class Turn:
     transcribe_ms: float = 0.0
     route_ms: float = 0.0
     dispatch_ms: float = 0.0
+    ready_ms: float = 0.0
+    """End of speech -> the call ready to run (typed words: routing)."""
     total_ms: float = 0.0
     """End of speech -> reply ready."""
+    early: bool = False
+    """The words were transcribed in the pause before the utterance ended (``daemon.early_ms``)."""
     time: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="milliseconds"))
     calls: list[CallRun] = field(default_factory=list)
 
@@ -127,12 +131,14 @@ class History:
             self._db.execute(
                 "CREATE TABLE IF NOT EXISTS turns (id INTEGER PRIMARY KEY, time TEXT, audio_s REAL, start_s REAL, "
                 "text TEXT, call TEXT, reply TEXT, ok INTEGER, skipped TEXT, vad_ms REAL, transcribe_ms REAL, "
-                "route_ms REAL, dispatch_ms REAL, total_ms REAL, detail TEXT, route_reason TEXT)"
+                "route_ms REAL, dispatch_ms REAL, total_ms REAL, detail TEXT, route_reason TEXT, ready_ms REAL, "
+                "early INTEGER)"
             )
             known = {row[1] for row in self._db.execute("PRAGMA table_info(turns)")}
-            for column in ("detail", "route_reason"):  # a history from before these columns
+            added = {"detail": "TEXT", "route_reason": "TEXT", "ready_ms": "REAL", "early": "INTEGER"}
+            for column, kind in added.items():  # a history from before these columns
                 if column not in known:
-                    self._db.execute(f"ALTER TABLE turns ADD COLUMN {column} TEXT")
+                    self._db.execute(f"ALTER TABLE turns ADD COLUMN {column} {kind}")
             self._db.execute(
                 "CREATE TABLE IF NOT EXISTS calls (turn INTEGER REFERENCES turns(id), position INTEGER, call TEXT, "
                 "ok INTEGER, reply TEXT, dispatch_ms REAL, PRIMARY KEY (turn, position))"

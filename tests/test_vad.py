@@ -15,6 +15,7 @@ from assistant import vad
 from assistant.vad import SAMPLE_RATE, AudioError, Segmenter, Utterance, VadOptions, segment
 from finetune.base import ModelError
 from skills import SkillcallError
+from tests.speech import trim
 
 SR = SAMPLE_RATE
 COMMANDS = ["Set a timer for five minutes", "What is the weather in Oslo", "Add milk to my shopping list"]
@@ -28,12 +29,6 @@ FRAME_S = {"silero": 512 / SR, "webrtc": 0.030}
 class Stream:
     audio: np.ndarray
     truth: list[tuple[float, float]]  # (speech start, speech end) of each command, in stream seconds
-
-
-def _trim(audio: np.ndarray) -> np.ndarray:
-    """The speech itself: espeak-ng's leading and trailing silence cut off."""
-    loud = np.flatnonzero(np.abs(audio) > 1e-3)
-    return audio[loud[0] : loud[-1] + 1]
 
 
 def _silence(seconds: float) -> np.ndarray:
@@ -60,7 +55,7 @@ def clips(tmp_path_factory) -> list[np.ndarray]:
     for i, text in enumerate(COMMANDS):
         wav = folder / f"command{i}.wav"
         subprocess.run(["espeak-ng", "-w", str(wav), text], check=True, capture_output=True)
-        spoken.append(_trim(decode_audio(str(wav), sampling_rate=SR)))
+        spoken.append(trim(decode_audio(str(wav), sampling_rate=SR)))
     return spoken
 
 
@@ -183,6 +178,28 @@ def test_reset_drops_speech_in_progress(stream, clips, backend):
     # stream time keeps counting across reset() and flush()
     (later,) = segmenter.feed(np.concatenate([_silence(1), clips[2], _silence(1)]))
     assert abs(later.start_s + 0.3 - (stop / SR + 3)) <= TOLERANCE_S
+
+
+def test_the_utterance_so_far_in_a_pause_is_the_one_that_ends_there(clips, backend):
+    segmenter = Segmenter(VadOptions(backend=backend))
+    assert segmenter.so_far() is None and segmenter.silence_s == 0.0
+    segmenter.feed(np.concatenate([_silence(1), clips[0]]))
+    assert segmenter.silence_s < 0.1  # still speaking
+    segmenter.feed(_silence(0.2))
+    paused = segmenter.so_far()
+    assert paused is not None and 0.15 <= segmenter.silence_s <= 0.2 + FRAME_S[backend]
+    (ended,) = segmenter.feed(_silence(1))
+    assert (paused.start_s, paused.speech_end_s) == (ended.start_s, ended.speech_end_s)
+    np.testing.assert_array_equal(paused.audio, ended.audio[: len(paused.audio)])
+    assert segmenter.so_far() is None and segmenter.silence_s == 0.0  # idle again
+
+
+def test_speech_after_a_pause_moves_the_end_of_speech_on(clips, backend):
+    segmenter = Segmenter(VadOptions(backend=backend))
+    segmenter.feed(np.concatenate([_silence(1), clips[0], _silence(0.25)]))
+    paused = segmenter.so_far()
+    (ended,) = segmenter.feed(np.concatenate([clips[1], _silence(1)]))  # 0.25 s is no end: one utterance
+    assert ended.start_s == paused.start_s and ended.speech_end_s > paused.speech_end_s + 1.0
 
 
 # --- errors ----------------------------------------------------------------------------------------------------------

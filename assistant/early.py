@@ -1,0 +1,95 @@
+"""Work begun in the pause: the words so far, transcribed and routed while the VAD waits to know they are all.
+
+An utterance ends after ``vad.end_silence_ms`` of silence (400 ms): a shorter wait would cut people off in their
+own pauses. But most of that wait is spent knowing, not hearing: once speech has paused for ``daemon.early_ms``,
+the audio so far is all the utterance will hold unless speech comes back. So the daemon hands it to ``EarlyStart``,
+which transcribes it, and routes it when it would be routed, on one worker thread while the VAD listens on. When the
+utterance ends with no speech since (the same start and the same end of speech), the daemon keeps that work and the
+call is ready as the silence ends, or soon after; when speech came back, the work is dropped and the whole utterance
+is transcribed as usual. The words are never guessed: what is kept is Whisper's reading of the same speech.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+
+from .routers import Router, RouteResult
+from .transcribe import Transcriber, Transcript
+from .vad import Utterance
+from .wake import WakeOptions, check_wake
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Early:
+    """What was made of an utterance in its pause."""
+
+    start_s: float
+    speech_end_s: float
+    transcript: Transcript
+    command: str | None
+    """The words routed (the wake phrase taken off), or None when they were not routed (no wake phrase)."""
+    routed: RouteResult | None
+    route_ms: float
+    done_at: float
+    """``time.perf_counter()`` when the work was done."""
+
+
+class EarlyStart:
+    """One worker thread that transcribes and routes utterances in their pause. ``take`` waits for what is in
+    flight, so the transcriber and the router are never used from two threads at once."""
+
+    def __init__(self) -> None:
+        self._pool: ThreadPoolExecutor | None = None
+        self._work: list[tuple[tuple[float, float], Future[Early]]] = []
+
+    def begin(self, utterance: Utterance, transcriber: Transcriber, router: Router, wake: WakeOptions,
+              in_follow_up: bool) -> bool:  # fmt: skip
+        """Start on the utterance so far, unless this pause was already started on; True when work was started.
+        The words are routed when they would be: with the wake phrase, or ``in_follow_up``."""
+        key = (utterance.start_s, utterance.speech_end_s)
+        if self._work and self._work[-1][0] == key:
+            return False
+        for _, pending in self._work:
+            pending.cancel()  # an earlier pause of the same utterance, not started yet: speech came back since
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="skillcall-early")
+        work = self._pool.submit(_work_on, utterance, transcriber, router, wake, in_follow_up)
+        self._work.append((key, work))
+        return True
+
+    def take(self, utterance: Utterance) -> Early | None:
+        """The work on this utterance when it was made in its last pause, after waiting for all work in flight.
+        Work on it that failed raises here, as the same work done now would have."""
+        work, self._work = self._work, []
+        found = None
+        for key, done in work:
+            if done.cancelled():
+                continue
+            if key == (utterance.start_s, utterance.speech_end_s):
+                found = done.result()
+            elif done.exception() is not None:  # a pause that speech went on from: nothing depends on it
+                logger.warning("early start on an earlier pause failed: %s", done.exception())
+        return found
+
+    def close(self) -> None:
+        """Stop the worker (after the work in flight)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+
+def _work_on(utterance: Utterance, transcriber: Transcriber, router: Router, wake: WakeOptions,
+             in_follow_up: bool) -> Early:  # fmt: skip
+    transcript = transcriber.transcribe(utterance)
+    command, routed, route_ms = None, None, 0.0
+    woken = check_wake(transcript.text, wake, in_follow_up) if transcript.text else None
+    if woken is not None and woken.command.strip():
+        started = time.perf_counter()
+        command, routed = woken.command, router.route_result(woken.command)
+        route_ms = 1000 * (time.perf_counter() - started)
+    return Early(utterance.start_s, utterance.speech_end_s, transcript, command, routed, route_ms, time.perf_counter())
