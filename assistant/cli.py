@@ -16,6 +16,8 @@ from typer.core import TyperGroup
 
 from skills import SkillcallError
 
+from .model_options import model_options
+
 
 class _Commands(TyperGroup):
     """The one place errors become exit codes: a command's ``SkillcallError`` is one line on stderr, status 1."""
@@ -310,50 +312,29 @@ def _wake_name(config) -> str | None:
     return phrase.title() if phrase else None
 
 
+def _train_options():
+    from finetune.train.options import TrainOptions
+
+    return TrainOptions
+
+
 @app.command("train")
+@model_options(_train_options(), groups=("lora",), skip=("progress", "wake", "lora.alpha"),
+               names={"learning_rate": ("--learning-rate", "--lr"), "four_bit": ("--4bit",),
+                      "lora.r": ("--rank", "--lora-r")})  # fmt: skip
 def train_command(
-    data: Annotated[Path, typer.Option(help="Folder with the splits from `skillcall dataset`.")] = Path("data"),
-    out: Annotated[Path | None, typer.Option(help="Router folder to write (default: the shipped router/).")] = None,
-    base: Annotated[str | None, typer.Option(help="Base model: .gguf path or HF model (default: bundled).")] = None,
-    epochs: Annotated[float | None, typer.Option(help="Passes over the training rows (default 3.5; with --init, "
-                                                 "2 over what --replay picks).")] = None,
-    max_steps: Annotated[int | None, typer.Option(help="Stop after this many steps.")] = None,
-    batch_size: Annotated[int, typer.Option(help="Rows per step.")] = 8,
-    learning_rate: Annotated[float | None, typer.Option("--lr", help="Peak learning rate (default 1.5e-3; "
-                                                        "1.5e-4 with --init).")] = None,
-    rank: Annotated[int, typer.Option("--rank", help="LoRA rank.")] = 16,
-    template: Annotated[str | None, typer.Option(help="Prompt template family (default compact).")] = None,
-    seed: Annotated[int, typer.Option(help="Seed for data order, LoRA init, addressing.")] = 0,
-    resume: Annotated[bool, typer.Option(help="Continue from OUT/checkpoint.")] = False,
-    init: Annotated[Path | None, typer.Option(help="Start from this router's adapter (e.g. router/) instead of "
-                                              "fresh weights: a quicker retrain after adding a skill.")] = None,
-    replay: Annotated[float | None, typer.Option(min=0.01, max=1.0, help="With --init: each epoch trains on every "
-                                                 "row that router has not learnt and this share of the others "
-                                                 "(default 0.25; 1 = all).")] = None,
-    four_bit: Annotated[bool, typer.Option("--4bit", help="QLoRA via bitsandbytes (CUDA only).")] = False,
-    max_train_rows: Annotated[int | None, typer.Option(help="Train on a subset (quick runs).")] = None,
-    train_on_validation: Annotated[bool, typer.Option(help="Train on the validation rows too (a final router; "
-                                                      "the test split stays held out).")] = False,
-    members: Annotated[int, typer.Option(min=1, help="Routers to train (seeds SEED, SEED+1, …), consulted together "
-                                         "on unclear skills; each costs a whole run. The shipped router: 3.")] = 1,
-    precision: Annotated[Literal["auto", "float32", "bfloat16"],
-                         typer.Option(help="The frozen base's arithmetic (auto: bfloat16 where faster).")] = "auto",
-    compile_layers: Annotated[bool, typer.Option("--compile/--no-compile", help="Compile the decoder layers "
-                                                 "(torch.compile; steps ≈1.3× faster on a CPU).")] = True,
+    recipe: Annotated[Path | None, typer.Option("--config", help="A TOML file of these options, e.g. the recipe a "
+                                                "router folder holds (router/recipe.toml): the options given here "
+                                                "override it.")] = None,  # fmt: skip
+    *,
+    given: dict,
 ) -> None:
-    """LoRA fine-tune of the router on the dataset, then export for llama.cpp."""
-    from finetune.train import LoraOptions, TrainOptions, train
+    """LoRA fine-tune of the router on the dataset, then export for llama.cpp. The options are TrainOptions'
+    (finetune/train/options.py); the router folder gets the recipe it was made by (recipe.toml)."""
+    from finetune.train import train, train_options
 
     config = _config()
-    options = TrainOptions(
-        data=data, max_steps=max_steps, batch_size=batch_size, seed=seed, resume=resume, init=init,
-        four_bit=four_bit, max_train_rows=max_train_rows, train_on_validation=train_on_validation,
-        members=members, precision=precision, compile=compile_layers,
-        progress=True,
-        lora=LoraOptions(r=rank, alpha=2 * rank), wake=_wake_name(config),
-        **{k: v for k, v in {"out": out, "base": base, "epochs": epochs, "template": template,
-                             "learning_rate": learning_rate, "replay": replay}.items() if v is not None},
-    )  # fmt: skip
+    options = train_options(recipe, **given, progress=True, wake=_wake_name(config))
     result = train(options, _registry(config))
     if not result.card:  # another process under `accelerate launch`: the main one writes and reports the router
         return

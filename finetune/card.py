@@ -21,6 +21,8 @@ from pydantic import BaseModel, ConfigDict, Field
 ROUTER_DIR = Path(__file__).resolve().parent.parent / "router"
 """Where the shipped router lives (and ``skillcall train`` writes by default)."""
 ROUTER_CARD, ADAPTER_GGUF, ADAPTER_DIR, LOSS_PNG = "router.json", "router.gguf", "adapter", "loss.png"
+RECIPE = "recipe.toml"
+"""The options the router was trained with (``finetune.train.options``): ``skillcall train --config`` takes it."""
 MEMBERS_DIR = "members"
 """Where the other routers of an ensemble go, inside the router folder (``members/2/``, ``members/3/``, …)."""
 PROMPT_KEYS = ("base", "template", "skill_list", "skills")

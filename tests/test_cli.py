@@ -179,6 +179,24 @@ def test_train_from_something_that_is_not_a_router_is_one_line(tmp_path):
     assert f"--init {tmp_path}: not a router folder" in result.stderr and "the shipped router/" in result.stderr
 
 
+def test_train_takes_a_recipe_file_and_the_options_given_override_it(tmp_path):
+    recipe = tmp_path / "recipe.toml"
+    recipe.write_text('data = "nowhere"\nepochs = 1.0\n[lora]\nr = 4\n')
+    result = runner.invoke(app, ["train", "--config", str(recipe)])
+    assert result.exit_code == 1 and "nowhere/train.jsonl is missing" in result.stderr
+    result = runner.invoke(app, ["train", "--config", str(recipe), "--data", str(tmp_path / "elsewhere")])
+    assert result.exit_code == 1 and "elsewhere/train.jsonl is missing" in result.stderr
+    for text, says in (("epochs = 'many'", f"training option epochs in {recipe}: Input should be a valid number"),
+                       ("colour = 3", f"training option colour in {recipe}: Extra inputs are not permitted"),
+                       ("[lora]\nrank = 3", "training option lora.rank"),
+                       ("[[broken", f"cannot read the training recipe {recipe}")):  # fmt: skip
+        recipe.write_text(text)
+        result = runner.invoke(app, ["train", "--config", str(recipe)])
+        assert result.exit_code == 1 and result.stderr.count("\n") == 1 and says in result.stderr, result.stderr
+    result = runner.invoke(app, ["train", "--config", str(tmp_path / "none.toml")])
+    assert result.exit_code == 1 and "cannot read the training recipe" in result.stderr
+
+
 def test_train_on_the_validation_rows_too_says_its_score_is_on_rows_it_trained_on_for_each_member(tmp_path):
     result = runner.invoke(app, ["dataset", "--out", str(tmp_path / "full")])
     assert result.exit_code == 0, result.stderr
@@ -195,6 +213,8 @@ def test_train_on_the_validation_rows_too_says_its_score_is_on_rows_it_trained_o
     card = json.loads((tmp_path / "r" / "router.json").read_text())
     assert card["dataset"]["train_rows"] == 12 and card["dataset"]["validation_in_training"] is True
     assert card["members"] == ["members/2"]
+    recipe = (tmp_path / "r" / "recipe.toml").read_text()  # how to make it again: `train --config`
+    assert "train_on_validation = true" in recipe and "members = 2" in recipe and "r = 2" in recipe
 
 
 def test_generate_without_key_is_one_line():

@@ -375,6 +375,22 @@ def test_a_short_run_writes_the_whole_router(trained, registry_module):
     assert (out / "loss.png").read_bytes()[:4] == b"\x89PNG"
 
 
+def test_the_router_folder_holds_the_recipe_it_was_made_by(trained):
+    from finetune.train import train_options
+
+    result, options = trained
+    recipe = result.out / "recipe.toml"
+    assert f"skillcall train --config {recipe}" in recipe.read_text()
+    assert train_options(recipe).model_dump() == options.model_dump()
+    assert train_options(recipe, seed=5, lora={"r": 8}).model_dump() == \
+        options.model_copy(update={"seed": 5, "lora": options.lora.model_copy(update={"r": 8})}).model_dump()  # fmt: skip
+
+
+def test_lora_alpha_follows_the_rank_unless_given():
+    assert (TrainOptions(lora={"r": 8}).lora.alpha, TrainOptions().lora.alpha) == (16.0, 32.0)
+    assert TrainOptions(lora={"r": 8, "alpha": 4}).lora.alpha == 4.0
+
+
 def test_the_exported_adapter_loads_in_llama_cpp(trained, registry_module):
     from assistant.routers import RouterOptions, load_router
 

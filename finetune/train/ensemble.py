@@ -10,13 +10,14 @@ from skills import Registry
 from ..card import MEMBERS_DIR, ROUTER_CARD
 from .from_router import init_card
 from .loop import train_one
-from .options import TrainError, TrainOptions, TrainResult
+from .options import TrainError, TrainOptions, TrainResult, write_recipe
 
 
 def train(options: TrainOptions, registry: Registry) -> TrainResult:
     """The front door: train each router of the ensemble (one by default; the others first, so that the first
     router's card, written last, lists them only once they are there), keep each one's best checkpoint (validation
-    call accuracy, then loss; the last one when the validation rows were trained on), write the router."""
+    call accuracy, then loss; the last one when the validation rows were trained on), write the router and the
+    recipe it was made by (``recipe.toml``)."""
     inits = _member_inits(options)  # every starting folder checked before anything is trained
     folders = [f"{MEMBERS_DIR}/{k + 1}" for k in range(1, options.members)]
     members = [train_one(options.model_copy(update={"members": 1, "seed": options.seed + k, "init": inits[k],
@@ -26,6 +27,7 @@ def train(options: TrainOptions, registry: Registry) -> TrainResult:
     result.members = members
     if result.card:  # not another process under `accelerate launch`
         _prune_members(options.out, folders)
+        write_recipe(options, options.out)
     return result
 
 

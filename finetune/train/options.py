@@ -7,12 +7,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from skills import SkillcallError
 
 from ..base import DEFAULT_BASE
-from ..card import ROUTER_DIR, RouterCard
+from ..card import RECIPE, ROUTER_DIR, RouterCard
 from ..prompts import DEFAULT_TEMPLATE, SkillList
 
 
@@ -21,8 +21,10 @@ class TrainError(SkillcallError):
 
 
 class LoraOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     r: int = Field(16, ge=1, description="LoRA rank.")
-    alpha: float = Field(32.0, gt=0, description="LoRA alpha; the update is scaled by alpha / r.")
+    alpha: float = Field(32.0, gt=0, description="LoRA alpha; the update is scaled by alpha / r. Unset: 2 × r.")
     dropout: float = Field(0.0, ge=0, lt=1, description="Dropout on the LoRA input. 0 by default: on a CPU, "
                            "drawing the masks costs a third of a step, time better spent on more epochs.")
     target_modules: list[str] = Field(
@@ -30,9 +32,17 @@ class LoraOptions(BaseModel):
         description="Linear layers that get an adapter (llama names).",
     )
 
+    @model_validator(mode="after")
+    def _alpha_follows_rank(self) -> LoraOptions:
+        if "alpha" not in self.model_fields_set:  # through __dict__: the field stays unset, as the user left it
+            self.__dict__["alpha"] = 2.0 * self.r
+        return self
+
 
 class TrainOptions(BaseModel):
     """Everything ``train`` needs; validated up front. Defaults fit a laptop CPU and the bundled SmolLM2-135M."""
+
+    model_config = ConfigDict(extra="forbid")
 
     base: str = Field(DEFAULT_BASE, description="Base model: the bundled GGUF, a .gguf path, or an HF model dir/name.")
     data: Path = Field(Path("data"), description="Folder with train.jsonl and validation.jsonl (skillcall dataset).")
@@ -111,6 +121,47 @@ class TrainOptions(BaseModel):
             if "learning_rate" not in self.model_fields_set:
                 self.__dict__["learning_rate"] = 1.5e-4
         return self
+
+
+NOT_IN_RECIPE = {"progress", "resume", "wake"}
+"""How a run was watched, whether it resumed, and the assistant's name (the user's config says it): not how the
+router was made."""
+
+
+def write_recipe(options: TrainOptions, folder: Path) -> Path:
+    """``recipe.toml`` in the router folder: the options it was trained with, as ``--config`` reads them."""
+    import tomli_w
+
+    path = folder / RECIPE
+    recipe = options.model_dump(mode="json", exclude=NOT_IN_RECIPE, exclude_none=True)
+    path.write_text("# skillcall train --config " + str(path) + " trains a router the same way.\n" +
+                    tomli_w.dumps(recipe))  # fmt: skip
+    return path
+
+
+def train_options(recipe: Path | None = None, **given: object) -> TrainOptions:
+    """``TrainOptions`` from a recipe file (``--config``) with ``given`` over it (a ``lora`` dict merges with the
+    file's ``[lora]``); a bad file or value is a ``TrainError`` that names it."""
+    import tomllib
+
+    values: dict = {}
+    if recipe is not None:
+        try:
+            values = tomllib.loads(recipe.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+            raise TrainError(f"cannot read the training recipe {recipe} ({exc}); write TrainOptions' fields as TOML "
+                             "(router/recipe.toml is an example)") from None  # fmt: skip
+        for key in NOT_IN_RECIPE & values.keys():
+            del values[key]
+    lora = {**values.get("lora", {}), **given.pop("lora", {})}  # type: ignore[dict-item]
+    try:
+        return TrainOptions.model_validate({**values, **given, "lora": lora})
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        where = ".".join(str(part) for part in error["loc"])
+        source = f" in {recipe}" if recipe is not None else ""
+        raise TrainError(f"training option {where}{source}: {error['msg']}; `skillcall train --help` lists the "
+                         "options") from None  # fmt: skip
 
 
 @dataclass
