@@ -318,8 +318,31 @@ def _train_options():
     return TrainOptions
 
 
+def _train_bar():
+    """A progress bar per router trained, with the loss (smoothed) and each validation's line."""
+    from tqdm import tqdm
+
+    bars: dict[Path, tqdm] = {}
+    smoothed: dict[Path, float] = {}
+
+    def show(step) -> None:
+        if step.out not in bars:
+            bars[step.out] = tqdm(total=step.total, initial=step.step - 1, unit="step", desc=f"train {step.out}")
+        bar, last = bars[step.out], smoothed.get(step.out)
+        smoothed[step.out] = step.loss if last is None else 0.9 * last + 0.1 * step.loss
+        bar.update(1)
+        bar.set_postfix(loss=f"{smoothed[step.out]:.3f}")
+        if step.validation_loss is not None:
+            bar.write(f"step {step.step}: validation loss {step.validation_loss:.4f}, call accuracy "
+                      f"{step.call_accuracy:.3f}")  # fmt: skip
+        if step.step == step.total:
+            bar.close()
+
+    return show
+
+
 @app.command("train")
-@model_options(_train_options(), groups=("lora",), skip=("progress", "wake", "lora.alpha"),
+@model_options(_train_options(), groups=("lora",), skip=("wake", "lora.alpha"),
                names={"learning_rate": ("--learning-rate", "--lr"), "four_bit": ("--4bit",),
                       "lora.r": ("--rank", "--lora-r")})  # fmt: skip
 def train_command(
@@ -334,8 +357,8 @@ def train_command(
     from finetune.train import train, train_options
 
     config = _config()
-    options = train_options(recipe, **given, progress=True, wake=_wake_name(config))
-    result = train(options, _registry(config))
+    options = train_options(recipe, **given, wake=_wake_name(config))
+    result = train(options, _registry(config), _train_bar())
     if not result.card:  # another process under `accelerate launch`: the main one writes and reports the router
         return
     for written in [result, *result.members]:

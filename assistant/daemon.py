@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from skills import MAX_CALLS, CallSequence, Registry, SkillCall, SkillcallError, UserPath
 
@@ -86,6 +86,13 @@ class DaemonOptions(BaseModel):
     vad: VadOptions = Field(default_factory=VadOptions)
     audio: AudioOptions = Field(default_factory=AudioOptions)
 
+    @model_validator(mode="after")
+    def _early_before_the_end(self) -> DaemonOptions:
+        if self.early_ms >= self.vad.end_silence_ms:
+            raise ValueError(f"early_ms ({self.early_ms}) must be below vad.end_silence_ms "
+                             f"({self.vad.end_silence_ms}), or 0 for no early start")  # fmt: skip
+        return self
+
 
 @dataclass(frozen=True)
 class _Correctable:
@@ -138,17 +145,20 @@ class Daemon:
         held speech (not those the transcriber dropped as noise)."""
         stop = stop or threading.Event()
         turns = 0
-        for chunk in chunks:
-            if stop.is_set():
-                break
-            self._forget_echo()
-            for utterance in self.segmenter.feed(chunk):  # the microphone drops its audio itself while muted
-                turns += _shown(self.handle(utterance))
-            self._begin_early()
-        if not stop.is_set():
-            self._forget_echo()
-            for utterance in self.segmenter.flush():
-                turns += _shown(self.handle(utterance))
+        try:
+            for chunk in chunks:
+                if stop.is_set():
+                    break
+                self._forget_echo()
+                for utterance in self.segmenter.feed(chunk):  # the microphone drops its audio itself while muted
+                    turns += _shown(self.handle(utterance))
+                self._begin_early()
+            if not stop.is_set():
+                self._forget_echo()
+                for utterance in self.segmenter.flush():
+                    turns += _shown(self.handle(utterance))
+        finally:
+            self.early.settle()  # nothing runs on after the stream: the models are free for whoever comes next
         return turns
 
     def _begin_early(self) -> None:
@@ -158,10 +168,7 @@ class Daemon:
         utterance = self.segmenter.so_far()
         if utterance is None:
             return
-        now = self.clock()
-        wake = self.options.wake if self.use_wake else _NO_WAKE
-        if self.early.begin(utterance, self.transcriber, self.router, wake,
-                            self._answer_due(now) or now < self.follow_up_until):  # fmt: skip
+        if self.early.begin(utterance, self.transcriber, self.router, *self._listening(self.clock())):
             logger.debug("early start on %.2f-%.2f s", utterance.start_s, utterance.speech_end_s)
 
     def _forget_echo(self) -> None:
@@ -185,6 +192,7 @@ class Daemon:
 
     def handle_text(self, text: str) -> Turn:
         """One turn from words already transcribed (typed input, tests): all that ``handle`` does after Whisper."""
+        self.early.settle()  # the models are this thread's
         heard_at = self.clock()
         turn = Turn(text=text)
         try:
@@ -208,16 +216,17 @@ class Daemon:
             return self._log(turn, heard_at)
         return self._understand(turn, heard_at, early, committed)
 
-    def _answer_due(self, now: float) -> bool:
-        """Whether a question is open (an answer needs no wake phrase)."""
-        return (self.pending is not None and now <= self.pending[1]) or \
+    def _listening(self, now: float) -> tuple[WakeOptions, bool]:
+        """The wake phrase, and whether words need none now: a question is open (an answer needs no wake phrase),
+        or the follow-up window."""
+        asked = (self.pending is not None and now <= self.pending[1]) or \
             (self.correcting is not None and now <= self.correcting.until)  # fmt: skip
+        return (self.options.wake if self.use_wake else _NO_WAKE), asked or now < self.follow_up_until
 
     def _understand(self, turn: Turn, heard_at: float, early: Early | None = None,
                     committed: float | None = None) -> Turn:  # fmt: skip
         """Wake phrase, an answer to a question, a correction, routing, dispatch, the reply: a turn's words."""
-        wake = self.options.wake if self.use_wake else _NO_WAKE
-        woken = check_wake(turn.text, wake, self._answer_due(heard_at) or heard_at < self.follow_up_until)
+        woken = check_wake(turn.text, *self._listening(heard_at))
         if woken is None:
             turn.skipped = Skipped.NO_WAKE
             return self._log(turn, heard_at)

@@ -6,14 +6,15 @@ the audio so far is all the utterance will hold unless speech comes back. So the
 which transcribes it, and routes it when it would be routed, on one worker thread while the VAD listens on. When the
 utterance ends with no speech since (the same start and the same end of speech), the daemon keeps that work and the
 call is ready as the silence ends, or soon after; when speech came back, the work is dropped and the whole utterance
-is transcribed as usual. The words are never guessed: what is kept is Whisper's reading of the same speech.
+is transcribed as usual. The words are never guessed: what is kept is Whisper's reading of the same speech (with
+``early_ms`` of silence after it rather than the VAD's ``pre_roll_ms``).
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
 from .routers import Router, RouteResult
@@ -40,12 +41,15 @@ class Early:
 
 
 class EarlyStart:
-    """One worker thread that transcribes and routes utterances in their pause. ``take`` waits for what is in
-    flight, so the transcriber and the router are never used from two threads at once."""
+    """One worker thread that transcribes and routes utterances in their pause. ``take`` and ``settle`` wait for
+    what is in flight, so the transcriber and the router are never used from two threads at once. ``started`` and
+    ``kept`` count the work begun and the work an utterance kept (the rest was a pause speech went on from)."""
 
     def __init__(self) -> None:
         self._pool: ThreadPoolExecutor | None = None
         self._work: list[tuple[tuple[float, float], Future[Early]]] = []
+        self.started = 0
+        self.kept = 0
 
     def begin(self, utterance: Utterance, transcriber: Transcriber, router: Router, wake: WakeOptions,
               in_follow_up: bool) -> bool:  # fmt: skip
@@ -58,29 +62,32 @@ class EarlyStart:
             pending.cancel()  # an earlier pause of the same utterance, not started yet: speech came back since
         if self._pool is None:
             self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="skillcall-early")
-        work = self._pool.submit(_work_on, utterance, transcriber, router, wake, in_follow_up)
-        self._work.append((key, work))
+        self._work.append((key, self._pool.submit(_work_on, utterance, transcriber, router, wake, in_follow_up)))
+        self.started += 1
         return True
 
     def take(self, utterance: Utterance) -> Early | None:
         """The work on this utterance when it was made in its last pause, after waiting for all work in flight.
-        Work on it that failed raises here, as the same work done now would have."""
-        work, self._work = self._work, []
+        A transcription of it that failed raises here, as the same work done now would have."""
         found = None
-        for key, done in work:
-            if done.cancelled():
-                continue
+        for key, done in self._settled():
             if key == (utterance.start_s, utterance.speech_end_s):
                 found = done.result()
             elif done.exception() is not None:  # a pause that speech went on from: nothing depends on it
                 logger.warning("early start on an earlier pause failed: %s", done.exception())
+        self.kept += found is not None
         return found
 
-    def close(self) -> None:
-        """Stop the worker (after the work in flight)."""
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
+    def settle(self) -> None:
+        """Wait for the work in flight and drop it (the stream ended, or words come another way)."""
+        for _, done in self._settled():
+            if done.exception() is not None:
+                logger.warning("early start failed: %s", done.exception())
+
+    def _settled(self) -> list[tuple[tuple[float, float], Future[Early]]]:
+        work, self._work = self._work, []
+        wait([done for _, done in work])
+        return [(key, done) for key, done in work if not done.cancelled()]
 
 
 def _work_on(utterance: Utterance, transcriber: Transcriber, router: Router, wake: WakeOptions,
@@ -90,6 +97,9 @@ def _work_on(utterance: Utterance, transcriber: Transcriber, router: Router, wak
     woken = check_wake(transcript.text, wake, in_follow_up) if transcript.text else None
     if woken is not None and woken.command.strip():
         started = time.perf_counter()
-        command, routed = woken.command, router.route_result(woken.command)
+        try:
+            command, routed = woken.command, router.route_result(woken.command)
+        except Exception:  # the turn keeps the words and routes them again, failing there if it fails again
+            logger.exception("early routing failed")
         route_ms = 1000 * (time.perf_counter() - started)
     return Early(utterance.start_s, utterance.speech_end_s, transcript, command, routed, route_ms, time.perf_counter())

@@ -62,7 +62,7 @@ def main() -> None:
     data = args.out / "data"
     build_dataset(load_examples([examples], registry), DatasetOptions(data))
     tuned = {k: v for k, v in {"replay": args.replay, "learning_rate": args.lr}.items() if v}
-    result = train(TrainOptions(data=data, out=args.out / "router", init=ROUTER_DIR, progress=True, **tuned), registry)
+    result = train(TrainOptions(data=data, out=args.out / "router", init=ROUTER_DIR, **tuned), registry)
     minutes = (time.perf_counter() - started) / 60
     retrained = load_router(RouterOptions(router_dir=result.out, known_values=False), registry)
 

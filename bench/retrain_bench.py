@@ -54,9 +54,9 @@ def main() -> None:
     routers, minutes = {"shipped": ROUTER_DIR}, {}
     gentle = {k: v for k, v in {"epochs": args.epochs, "replay": args.replay}.items() if v}  # unset: --init's
     variants = {"--init router": TrainOptions(data=data, out=args.out / "init", init=ROUTER_DIR, seed=args.seed,
-                                              progress=True, **gentle)}  # fmt: skip
+                                              **gentle)}  # fmt: skip
     if args.scratch:
-        variants["fresh weights"] = TrainOptions(data=data, out=args.out / "scratch", seed=args.seed, progress=True)
+        variants["fresh weights"] = TrainOptions(data=data, out=args.out / "scratch", seed=args.seed)
     for name, options in variants.items():
         began = time.perf_counter()
         train(options, registry)

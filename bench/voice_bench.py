@@ -2,7 +2,7 @@
 daemon's own path (VAD, Whisper, wake phrase, router), as `skillcall listen --dry-run` hears them.
 
     .venv/bin/python bench/voice_bench.py [--conditions clean,20,10,5,espeak] [--realtime] [--commands N]
-                                          [--beam-size B] [--window S|none] [--early-ms MS]
+                                          [--model M] [--beam-size B] [--window S|none] [--early-ms MS]
 
 The commands are ``bench/voice/commands.tsv``: 60 rows of the test split (never trained on), each with its call.
 Each is spoken by one of Kokoro-82M's 28 English voices in turn (US/UK, female/male; speeds 0.9, 1.0 and 1.15 in
@@ -14,7 +14,8 @@ Printed per condition: word error rate, commands routed exactly right (numbers c
 "10" where the row says "ten"), and latency p50/p95 of the VAD's end-of-speech delay, transcription, routing and
 **end of speech -> call ready**. With ``--realtime`` the audio is fed at the pace a microphone gives it, and end of
 speech -> call ready is measured on the wall clock from the moment the clip ends; without it, it is the daemon's
-own ``ready_ms``. The shipped router and the bundled Whisper with their default options, whatever the config says.
+own ``ready_ms``. The shipped router and the bundled Whisper with their default options, whatever the config says,
+except that runapp may name any program (``router.known_values`` off), as the rows name apps this machine lacks.
 Run it on an idle machine; compare timings only within one run.
 """
 
@@ -41,7 +42,7 @@ from assistant.transcribe import TranscriberOptions, load_transcriber  # noqa: E
 from finetune.evaluate import percentile  # noqa: E402
 from skills import SkillCall, load_registry  # noqa: E402
 from skills.spoken import read_number, tokenize  # noqa: E402
-from tests.speech import RATE, natural_voices, noisy, say, speak  # noqa: E402
+from tests.speech import RATE, natural_voices, noisy, say, speak, trim  # noqa: E402
 
 COMMANDS = Path(__file__).resolve().parent / "voice" / "commands.tsv"
 SPEEDS = (0.9, 1.0, 1.15)
@@ -90,7 +91,7 @@ def clips(condition: str, commands: list[tuple[str, str]], folder: Path) -> list
         sys.exit("Kokoro's voices are missing: see tests/speech.py (SKILLCALL_SPEECH_DIR)")
     out = []
     for i, (said, _) in enumerate(commands):
-        clip = speak(said, folder) if condition == "espeak" else say(said, voices[i % len(voices)], SPEEDS[i % 3])
+        clip = trim(speak(said, folder)) if condition == "espeak" else say(said, voices[i % len(voices)], SPEEDS[i % 3])
         stream = np.concatenate(
             [np.zeros(int(LEAD_S * RATE), np.float32), clip, np.zeros(int(TAIL_S * RATE), np.float32)]
         )
@@ -125,13 +126,8 @@ def run_condition(streams, daemon: Daemon, realtime: bool) -> list[tuple[list, f
 
 
 def report(condition: str, commands, results, registry) -> dict:
-    right, errors, words, split, stages = (
-        0,
-        0,
-        0,
-        0,
-        {k: [] for k in ("vad_ms", "transcribe_ms", "route_ms", "ready_ms")},
-    )
+    stages: dict[str, list[float]] = {k: [] for k in ("vad_ms", "transcribe_ms", "route_ms", "ready_ms")}
+    right = errors = words = split = 0
     misses = []
     for (said, call), (turns, latency) in zip(commands, results, strict=True):
         split += len(turns) > 1
@@ -143,7 +139,7 @@ def report(condition: str, commands, results, registry) -> dict:
         if not ok:
             misses.append(f"said {said!r} heard {heard!r} -> {[t.call for t in turns]}")
         for turn in turns[:1]:
-            for stage in ("vad_ms", "transcribe_ms", "route_ms", "ready_ms"):
+            for stage in stages:
                 stages[stage].append(getattr(turn, stage))
         if latency is not None:
             stages["ready_ms"][-1] = 1000 * latency
@@ -162,12 +158,14 @@ def main() -> None:
     parser.add_argument(
         "--conditions",
         default="clean,20,10,5,espeak",
-        help="clean (Kokoro voices), 20/10/5 (Kokoro with noise at that SNR, dB), espeak",
+        help="clean (Kokoro voices), 20/10/5 (Kokoro with noise at that SNR, dB), espeak, "
+        "text (the words typed: the router alone)",
     )
     parser.add_argument(
         "--realtime", action="store_true", help="Feed audio at a microphone's pace; wall-clock latency."
     )
     parser.add_argument("--commands", type=int, default=60, help="The first N commands.")
+    parser.add_argument("--model", help="Whisper: 'bundled' (tiny.en), 'base' (the whisper-base extra) or a folder.")
     parser.add_argument("--beam-size", type=int, help="Whisper's beam (default: TranscriberOptions').")
     parser.add_argument(
         "--window", help="Whisper's short window, seconds, or 'none' for 30 s always (default: TranscriberOptions')."
@@ -178,6 +176,8 @@ def main() -> None:
     args = parser.parse_args()
     commands = [tuple(line.split("\t")) for line in COMMANDS.read_text().splitlines() if line.strip()][: args.commands]
     transcribing = {}
+    if args.model:
+        transcribing["model"] = args.model
     if args.beam_size:
         transcribing["beam_size"] = args.beam_size
     if args.window:
@@ -189,22 +189,28 @@ def main() -> None:
           f"transcriber {transcribing or 'defaults'}; daemon early_ms {getattr(daemon_options, 'early_ms', None)}; "
           f"{'realtime' if args.realtime else 'as fast as it goes'}")  # fmt: skip
     registry = load_registry()
-    router = load_router(RouterOptions(), registry)
+    router = load_router(RouterOptions(known_values=False), registry)  # the rows name apps this machine lacks
     transcriber = load_transcriber(TranscriberOptions(**transcribing))
     rows = []
     with tempfile.TemporaryDirectory() as folder:
         for condition in args.conditions.split(","):
-            streams = clips(condition, commands, Path(folder))
-            transcriber.transcribe(streams[0][0])  # warm-up
-            router.route("warm up")
             daemon = Daemon(registry, transcriber, router, daemon_options, dry_run=True, use_wake=False)
-            row = report(condition, commands, run_condition(streams, daemon, args.realtime), registry)
+            router.route("warm up")
+            if condition == "text":  # the words themselves, routed: what the voice path can reach at best
+                results = [([daemon.handle_text(said)], None) for said, _ in commands]
+            else:
+                streams = clips(condition, commands, Path(folder))
+                transcriber.transcribe(streams[0][0])  # warm-up
+                results = run_condition(streams, daemon, args.realtime)
+            row = report(condition, commands, results, registry)
+            row["early_starts"] = daemon.early.started  # transcriptions begun in a pause; kept: the turns' early
             rows.append(row)
             latency = "  ".join(f"{k} {v['p50']:.0f}/{v['p95']:.0f}" for k, v in row.items()
                                 if isinstance(v, dict))  # fmt: skip
             print(
                 f"{condition:>6}: WER {row['wer']:.3f}  routed right {row['right']}/{row['commands']} "
-                f"({row['accuracy']:.3f})  split {row['split']}  p50/p95 ms: {latency}",
+                f"({row['accuracy']:.3f})  split {row['split']}  early starts {row['early_starts']}  p50/p95 ms: "
+                f"{latency}",
                 flush=True,
             )
             if args.misses:

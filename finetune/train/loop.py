@@ -11,6 +11,7 @@ import logging
 import math
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,7 @@ from .checkpoint import Progress, fingerprint, load_checkpoint, save_checkpoint
 from .compute import autocast, compile_layers, pick_precision
 from .encoding import Encoded, batch_order, collate, encode_row, subset
 from .from_router import init_router
-from .options import TrainError, TrainOptions, TrainResult
+from .options import TrainError, TrainOptions, TrainResult, TrainStep
 from .steps import evaluate_loss, optimizer_and_schedule, train_step, with_lora
 from .writing import write_router
 
@@ -71,11 +72,13 @@ class Run:
     started: float = field(default_factory=time.perf_counter)
 
 
-def train_one(options: TrainOptions, registry: Registry, members: list[str] | None = None) -> TrainResult:
-    """One router: train, keep the best checkpoint, write it to ``options.out`` (its card listing ``members``)."""
+def train_one(options: TrainOptions, registry: Registry, members: list[str] | None = None,
+              on_step: Callable[[TrainStep], None] | None = None) -> TrainResult:  # fmt: skip
+    """One router: train, keep the best checkpoint, write it to ``options.out`` (its card listing ``members``);
+    ``on_step`` hears of each step."""
     _check(options)
     run = _set_up(options, registry)
-    _loop(run)
+    _loop(run, on_step)
     seconds = time.perf_counter() - run.started
     if not run.accelerator.is_main_process:
         return TrainResult(options.out, None, run.progress.history)
@@ -196,17 +199,13 @@ def _resume(run: Run) -> None:
         set_peft_model_state_dict(run.accelerator.unwrap_model(run.model), adapter)
 
 
-def _loop(run: Run) -> None:
-    """The steps from where the run is to ``total_steps``, validating every ``eval_every`` and at the end."""
+def _loop(run: Run, report: Callable[[TrainStep], None] | None) -> None:
+    """The steps from where the run is to ``total_steps``, validating every ``eval_every`` and at the end; each
+    step ``report``ed (by the main process)."""
     options, accelerator, progress = run.options, run.accelerator, run.progress
     shards = accelerator.num_processes
-    bar = None
-    if options.progress and accelerator.is_main_process:
-        from tqdm import tqdm
-
-        bar = tqdm(total=run.total_steps, initial=progress.step, unit="step", desc="train")
+    report = report if accelerator.is_main_process else None
     run.model.train()
-    running = None
     batches_epoch, batches, train_set = -1, [], []
     while progress.step < run.total_steps:
         epoch, index = divmod(progress.step, run.steps_per_epoch)
@@ -221,20 +220,16 @@ def _loop(run: Run) -> None:
                                                                   run.tokenizer.pad_token_id).items()}  # fmt: skip
         value = train_step(run.model, batch, run.optimizer, run.scheduler, accelerator, run.precision)
         progress.step += 1
-        running = value if running is None else 0.9 * running + 0.1 * value
         progress.history.append({"step": progress.step, "train_loss": value})
-        if bar:
-            bar.update(1)
-            bar.set_postfix(loss=f"{running:.3f}")
+        metrics = {}
         if progress.step % run.eval_every == 0 or progress.step == run.total_steps:
-            line = _validate(run)
-            if bar:
-                bar.write(line)
+            metrics = _validate(run)
             if accelerator.is_main_process:
                 save_checkpoint(options.out / "checkpoint", progress, _adapter_state(run), run.optimizer,
                                 run.scheduler, run.total_steps, run.setup)  # fmt: skip
-    if bar:
-        bar.close()
+        if report is not None:
+            report(TrainStep(options.out, progress.step, run.total_steps, value, metrics.get("loss"),
+                             metrics.get("call_accuracy")))  # fmt: skip
 
 
 def _epoch_set(run: Run, epoch: int, encoded: list[Encoded] | None) -> list[Encoded]:
@@ -248,9 +243,9 @@ def _epoch_set(run: Run, epoch: int, encoded: list[Encoded] | None) -> list[Enco
     return [encode_row(run.tokenizer, run.template, run.skills, r["text"], r["call"]) for r in rows]
 
 
-def _validate(run: Run) -> str:
+def _validate(run: Run) -> dict[str, float]:
     """Validate at this step, keep the weights where they are the best so far (the last, ``in_sample``); the
-    line that says how it went."""
+    validation's loss and call accuracy."""
     progress, accelerator = run.progress, run.accelerator
     with autocast(run.model, accelerator.device.type, run.precision):
         metrics = evaluate_loss(accelerator.unwrap_model(run.model), run.eval_set, run.tokenizer.pad_token_id)
@@ -262,7 +257,7 @@ def _validate(run: Run) -> str:
     if run.in_sample or better:
         progress.best = {**metrics, "step": progress.step}
         progress.best_state = {k: v.detach().clone() for k, v in _adapter_state(run).items()}
-    return f"step {progress.step}: validation loss {metrics['loss']:.4f}, call accuracy {metrics['call_accuracy']:.3f}"
+    return metrics
 
 
 def _adapter_state(run: Run) -> dict[str, Any]:

@@ -90,7 +90,6 @@ class TrainOptions(BaseModel):
                           "Without ``init`` every row is new.")  # fmt: skip
     four_bit: bool = Field(False, description="QLoRA: load the base in 4 bits (bitsandbytes, CUDA only).")
     export: bool = Field(True, description="Write the llama.cpp adapter GGUF (needs a GGUF base).")
-    progress: bool = Field(False, description="Show a progress bar.")
     wake: str | None = Field("Otto", description="The assistant's name (the wake phrase). Each epoch some rows are "
                              "said to it or to another assistant (\"Otto, ...\", \"Alexa, ...\": the same call) or "
                              "to someone else (\"Mom, ...\": other()), so the router learns whom a request is for; "
@@ -123,8 +122,8 @@ class TrainOptions(BaseModel):
         return self
 
 
-NOT_IN_RECIPE = {"progress", "resume", "wake"}
-"""How a run was watched, whether it resumed, and the assistant's name (the user's config says it): not how the
+NOT_IN_RECIPE = {"out", "resume", "wake"}
+"""Where the router goes, whether a run resumed, and the assistant's name (the user's config says it): not how the
 router was made."""
 
 
@@ -134,6 +133,8 @@ def write_recipe(options: TrainOptions, folder: Path) -> Path:
 
     path = folder / RECIPE
     recipe = options.model_dump(mode="json", exclude=NOT_IN_RECIPE, exclude_none=True)
+    if "alpha" not in options.lora.model_fields_set:  # it follows the rank, a rank given over the recipe's too
+        del recipe["lora"]["alpha"]
     path.write_text("# skillcall train --config " + str(path) + " trains a router the same way.\n" +
                     tomli_w.dumps(recipe))  # fmt: skip
     return path
@@ -162,6 +163,20 @@ def train_options(recipe: Path | None = None, **given: object) -> TrainOptions:
         source = f" in {recipe}" if recipe is not None else ""
         raise TrainError(f"training option {where}{source}: {error['msg']}; `skillcall train --help` lists the "
                          "options") from None  # fmt: skip
+
+
+@dataclass(frozen=True)
+class TrainStep:
+    """What ``train`` tells its ``on_step`` callback after each step."""
+
+    out: Path
+    """The router being trained (an ensemble trains several in turn)."""
+    step: int
+    total: int
+    loss: float
+    validation_loss: float | None = None
+    """After a validation: its loss, and its call accuracy (the share of rows whose call came out whole)."""
+    call_accuracy: float | None = None
 
 
 @dataclass
