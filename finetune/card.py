@@ -2,9 +2,10 @@
 
 A router folder — the shipped ``router/``, or what ``skillcall train --out`` wrote — holds the card (how the router
 was trained: base, template, skills, dataset, training, metrics), the adapter for PyTorch (``adapter/``) and for
-llama.cpp (``router.gguf``), the loss plot, the rows it learnt (``learnt.txt``, finetune/replay.py) and, for an
-ensemble, its other routers under ``members/``. ``train`` writes it; the routers, ``eval`` and ``train --init``
-read it through ``load_card``, each naming its own next step when it cannot.
+llama.cpp (``router.gguf``), the loss plot, the options it was trained with (``recipe.toml``), the rows it learnt
+(``learnt.txt``, finetune/replay.py) and, for an ensemble, its other routers under ``members/``. ``train`` writes
+it; the routers, ``eval`` and ``train --init`` read it through ``load_card``, each naming its own next step when it
+cannot.
 
 The card is a ``RouterCard``. Cards written by earlier versions load as they are: a key they lack takes its
 default, a key this version does not know is kept, and writing a card back gives the keys it was read with.
