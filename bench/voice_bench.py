@@ -3,6 +3,7 @@ daemon's own path (VAD, Whisper, wake phrase, router), as `skillcall listen --dr
 
     .venv/bin/python bench/voice_bench.py [--conditions clean,20,10,5,espeak] [--realtime] [--commands N]
                                           [--model M] [--beam-size B] [--window S|none] [--early-ms MS]
+                                          [--end-silence-ms MS]
 
 The commands are ``bench/voice/commands.tsv``: 60 rows of the test split (never trained on), each with its call.
 Each is spoken by one of Kokoro-82M's 28 English voices in turn (US/UK, female/male; speeds 0.9, 1.0 and 1.15 in
@@ -171,6 +172,7 @@ def main() -> None:
         "--window", help="Whisper's short window, seconds, or 'none' for 30 s always (default: TranscriberOptions')."
     )
     parser.add_argument("--early-ms", type=int, help="The daemon's early start (default: DaemonOptions').")
+    parser.add_argument("--end-silence-ms", type=int, help="The VAD's end of an utterance (default: VadOptions').")
     parser.add_argument("--misses", action="store_true", help="List what was not routed right.")
     parser.add_argument("--json", type=Path, help="Also write the figures here.")
     args = parser.parse_args()
@@ -182,11 +184,13 @@ def main() -> None:
         transcribing["beam_size"] = args.beam_size
     if args.window:
         transcribing["window_s"] = None if args.window == "none" else float(args.window)
-    daemon_options = DaemonOptions(
-        confirm="never", **({"early_ms": args.early_ms} if args.early_ms is not None else {})
-    )
+    given = {"early_ms": args.early_ms} if args.early_ms is not None else {}
+    if args.end_silence_ms:
+        given["vad"] = {"end_silence_ms": args.end_silence_ms}
+    daemon_options = DaemonOptions(confirm="never", **given)
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} vCPU; {len(commands)} commands; "
-          f"transcriber {transcribing or 'defaults'}; daemon early_ms {getattr(daemon_options, 'early_ms', None)}; "
+          f"transcriber {transcribing or 'defaults'}; daemon early_ms {daemon_options.early_ms}, end silence "
+          f"{daemon_options.vad.end_silence_ms} ms; "
           f"{'realtime' if args.realtime else 'as fast as it goes'}")  # fmt: skip
     registry = load_registry()
     router = load_router(RouterOptions(known_values=False), registry)  # the rows name apps this machine lacks
