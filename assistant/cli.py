@@ -14,6 +14,7 @@ from typing import Annotated, Literal
 import typer
 from typer.core import TyperGroup
 
+from finetune.train.options import TrainOptions  # its fields are train's options (light: no torch)
 from skills import SkillcallError
 
 from .model_options import model_options
@@ -312,12 +313,6 @@ def _wake_name(config) -> str | None:
     return phrase.title() if phrase else None
 
 
-def _train_options():
-    from finetune.train.options import TrainOptions
-
-    return TrainOptions
-
-
 def _train_bar():
     """A progress bar per router trained, with the loss (smoothed) and each validation's line."""
     from tqdm import tqdm
@@ -342,7 +337,7 @@ def _train_bar():
 
 
 @app.command("train")
-@model_options(_train_options(), groups=("lora",), skip=("wake", "lora.alpha"),
+@model_options(TrainOptions, groups=("lora",), skip=("wake", "lora.alpha"),
                names={"learning_rate": ("--learning-rate", "--lr"), "four_bit": ("--4bit",),
                       "lora.r": ("--rank", "--lora-r")})  # fmt: skip
 def train_command(
