@@ -138,6 +138,7 @@ class Daemon:
         self.correcting: _Correcting | None = None
         self._logged_id: int | None = None
         self.early = EarlyStart()
+        self._silence_ms = 0.0  # the pause so far, as the last chunk left it
 
     # -- audio -------------------------------------------------------------------------------------------------
     def run(self, chunks: Iterable[np.ndarray], stop: threading.Event | None = None) -> int:
@@ -162,14 +163,14 @@ class Daemon:
         return turns
 
     def _begin_early(self) -> None:
-        """In a pause of early_ms, start on the words so far (``assistant.early``)."""
-        if not self.options.early_ms or 1000 * self.segmenter.silence_s < self.options.early_ms:
+        """As a pause reaches early_ms, start on the words so far (``assistant.early``): once a pause."""
+        silence, self._silence_ms = self._silence_ms, 1000 * self.segmenter.silence_s
+        if not self.options.early_ms or not silence < self.options.early_ms <= self._silence_ms:
             return
         utterance = self.segmenter.so_far()
-        if utterance is None:
-            return
-        if self.early.begin(utterance, self.transcriber, self.router, *self._listening(self.clock())):
+        if utterance is not None:
             logger.debug("early start on %.2f-%.2f s", utterance.start_s, utterance.speech_end_s)
+            self.early.begin(utterance, self.transcriber, self.router, *self._listening(self.clock()))
 
     def _forget_echo(self) -> None:
         """After speech out, drop what the segmenter holds (the reply's echo), here on the audio thread: a timer's
@@ -242,12 +243,10 @@ class Daemon:
             self.follow_up_until = self.clock() + self.options.wake.follow_up_s
             return self._log(turn, heard_at)
         if early is not None and early.routed is not None and early.command == woken.command:
-            routed, turn.route_ms, ready_at = early.routed, round(early.route_ms, 1), early.done_at
+            routed, ready_at = early.routed, early.done_at
         else:
-            started = time.perf_counter()
-            routed = self.router.route_result(woken.command)
-            ready_at = time.perf_counter()
-            turn.route_ms = round(1000 * (ready_at - started), 1)
+            routed, ready_at = self.router.route_result(woken.command), time.perf_counter()
+        turn.route_ms = round(1000 * routed.seconds, 1)
         # end of speech -> call ready: the VAD's wait, then what was left to do once the utterance had ended
         turn.ready_ms = turn.route_ms if committed is None else \
             round(turn.vad_ms + 1000 * max(0.0, ready_at - committed), 1)  # fmt: skip

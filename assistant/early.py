@@ -35,7 +35,7 @@ class Early:
     command: str | None
     """The words routed (the wake phrase taken off), or None when they were not routed (no wake phrase)."""
     routed: RouteResult | None
-    route_ms: float
+    """The route (it carries its own time, ``seconds``), or None."""
     done_at: float
     """``time.perf_counter()`` when the work was done."""
 
@@ -52,19 +52,16 @@ class EarlyStart:
         self.kept = 0
 
     def begin(self, utterance: Utterance, transcriber: Transcriber, router: Router, wake: WakeOptions,
-              in_follow_up: bool) -> bool:  # fmt: skip
-        """Start on the utterance so far, unless this pause was already started on; True when work was started.
-        The words are routed when they would be: with the wake phrase, or ``in_follow_up``."""
+              in_follow_up: bool) -> None:  # fmt: skip
+        """Start on the utterance so far (once a pause: the daemon calls it as the pause reaches ``early_ms``). The
+        words are routed when they would be: with the wake phrase, or ``in_follow_up``."""
         key = (utterance.start_s, utterance.speech_end_s)
-        if self._work and self._work[-1][0] == key:
-            return False
         for _, pending in self._work:
             pending.cancel()  # an earlier pause of the same utterance, not started yet: speech came back since
         if self._pool is None:
             self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="skillcall-early")
         self._work.append((key, self._pool.submit(_work_on, utterance, transcriber, router, wake, in_follow_up)))
         self.started += 1
-        return True
 
     def take(self, utterance: Utterance) -> Early | None:
         """The work on this utterance when it was made in its last pause, after waiting for all work in flight.
@@ -93,13 +90,11 @@ class EarlyStart:
 def _work_on(utterance: Utterance, transcriber: Transcriber, router: Router, wake: WakeOptions,
              in_follow_up: bool) -> Early:  # fmt: skip
     transcript = transcriber.transcribe(utterance)
-    command, routed, route_ms = None, None, 0.0
+    command, routed = None, None
     woken = check_wake(transcript.text, wake, in_follow_up) if transcript.text else None
     if woken is not None and woken.command.strip():
-        started = time.perf_counter()
         try:
             command, routed = woken.command, router.route_result(woken.command)
         except Exception:  # the turn keeps the words and routes them again, failing there if it fails again
             logger.exception("early routing failed")
-        route_ms = 1000 * (time.perf_counter() - started)
-    return Early(utterance.start_s, utterance.speech_end_s, transcript, command, routed, route_ms, time.perf_counter())
+    return Early(utterance.start_s, utterance.speech_end_s, transcript, command, routed, time.perf_counter())

@@ -231,8 +231,7 @@ class Segmenter:
         the utterance it ends as has the same ``start_s`` and ``speech_end_s`` when no speech came since."""
         if not self._active or self._voiced < self._min_speech:
             return None
-        keep = min(self._last_voiced + self._pre_roll, self._clock) - self._start
-        return self._utterance(np.concatenate(self._audio)[:keep], self._last_voiced, self._clock)
+        return self._utterance(np.concatenate(self._audio)[: self._kept(self._clock)], self._last_voiced, self._clock)
 
     def reset(self) -> None:
         """Drop speech in progress, pending samples and the classifier's state (e.g. while the assistant speaks).
@@ -309,9 +308,14 @@ class Segmenter:
             )
             self._remember(audio)
             return
-        keep = min(self._last_voiced + self._pre_roll, detected) - self._start
+        keep = self._kept(detected)
         self._remember(audio[keep:])
         done.append(self._utterance(audio[:keep], self._last_voiced, detected))
+
+    def _kept(self, detected: int) -> int:
+        """How much of the utterance's audio it keeps when it ends at ``detected``: up to ``pre_roll_ms`` past the
+        speech."""
+        return min(self._last_voiced + self._pre_roll, detected) - self._start
 
     def _cut(self, done: list[Utterance]) -> None:
         """The utterance reached ``max_utterance_s``: emit exactly that much, carry on with the rest as speech."""

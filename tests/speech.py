@@ -100,13 +100,9 @@ def say(text: str, voice: str = "af_heart", speed: float = 1.0) -> np.ndarray:
         partial = path.with_suffix(f".{os.getpid()}.partial")
         write_wav(partial, soxr.resample(audio, rate, RATE))
         partial.replace(path)
-    return read_wav(path)
+    from assistant.audio import read_audio
 
-
-def read_wav(path: Path) -> np.ndarray:
-    """A 16-bit mono WAV as float32."""
-    with wave.open(str(path), "rb") as handle:
-        return np.frombuffer(handle.readframes(handle.getnframes()), "<i2").astype(np.float32) / 32768
+    return read_audio(path)
 
 
 def pink_noise(samples: int, seed: int = 0) -> np.ndarray:
